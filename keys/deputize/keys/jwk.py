@@ -1,0 +1,267 @@
+"""JSON Web Keys (RFC 7517/7518), RFC 7638 thumbprints, and our signing keys.
+
+Algorithms are bound to key types here, once: ES256 needs a P-256 key, EdDSA an Ed25519 key,
+RS256/PS256 an RSA key of at least 2048 bits.  Every signature check goes through
+:meth:`PublicKey.verify`, which refuses an ``alg`` the key cannot legitimately produce, so
+algorithm confusion (an HMAC "signed" with an RSA public key, ``alg: none``, an ES256 token
+checked against an ES384 key ...) has nowhere to happen.  There is no symmetric algorithm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from deputize.keys._b64 import b64url_decode, b64url_encode
+from deputize.keys.errors import (
+    InvalidKeyError,
+    InvalidSignatureError,
+    MalformedError,
+    UnsupportedAlgorithmError,
+)
+
+#: Every algorithm this package can verify.  All asymmetric (RFC 8725 §3.1/§3.2).
+SUPPORTED_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+#: Algorithms Deputize can sign its own tokens with.
+SIGNING_ALGORITHMS: Final = ("ES256", "EdDSA", "RS256")
+
+_EC_CURVES: Final[dict[str, tuple[str, ec.EllipticCurve, int, hashes.HashAlgorithm]]] = {
+    # alg: (crv, curve, coordinate size in bytes, hash)
+    "ES256": ("P-256", ec.SECP256R1(), 32, hashes.SHA256()),
+    "ES384": ("P-384", ec.SECP384R1(), 48, hashes.SHA384()),
+}
+_CRV_TO_ALG: Final = {crv: alg for alg, (crv, _, _, _) in _EC_CURVES.items()}
+#: RFC 7638 §3.2: the required members, per key type, that a thumbprint hashes.
+_REQUIRED_MEMBERS: Final = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
+#: Members that only a private (or symmetric) key has; a public JWK must carry none of them.
+PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_MIN_RSA_BITS: Final = 2048
+
+PublicKeyObject = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+PrivateKeyObject = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 JWK SHA-256 thumbprint, base64url-encoded.
+
+    Only the required members of the key type are hashed, in lexicographic order, as JSON
+    with no whitespace (§3.1-§3.3), so ``kid``, ``alg`` or ``use`` never change the result.
+    """
+    kty = jwk.get("kty")
+    if not isinstance(kty, str) or kty not in _REQUIRED_MEMBERS:
+        raise InvalidKeyError("unsupported or missing kty")
+    members = {}
+    for name in _REQUIRED_MEMBERS[kty]:
+        value = jwk.get(name)
+        if not isinstance(value, str):
+            raise InvalidKeyError(f"JWK member {name!r} missing or not a string")
+        members[name] = value
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A validated public JWK and the algorithms it may verify."""
+
+    kty: str
+    jwk: Mapping[str, str]
+    """Only the public members that define the key (no kid/alg/use): safe to embed anywhere."""
+    thumbprint: str
+    algorithms: frozenset[str]
+    key: PublicKeyObject = field(repr=False, compare=False)
+
+    def verify(self, alg: str, signing_input: bytes, signature: bytes) -> None:
+        """Check a JWS signature, raising unless ``alg`` fits this key and the signature holds."""
+        if alg not in self.algorithms:
+            raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit a {self.kty} key")
+        try:
+            if isinstance(self.key, ec.EllipticCurvePublicKey):
+                _, _, size, digest = _EC_CURVES[alg]
+                if len(signature) != 2 * size:  # RFC 7518 §3.4: R || S, fixed length
+                    raise InvalidSignatureError("signature has the wrong length")
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+                )
+                self.key.verify(der, signing_input, ec.ECDSA(digest))
+            elif isinstance(self.key, ed25519.Ed25519PublicKey):
+                self.key.verify(signature, signing_input)
+            elif alg == "PS256":
+                self.key.verify(signature, signing_input, _PSS, hashes.SHA256())
+            else:
+                self.key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise InvalidSignatureError("signature verification failed") from None
+
+    def to_jwk(self, **extra: str) -> dict[str, str]:
+        """The public JWK with optional extra members such as ``kid``, ``alg`` and ``use``."""
+        return {**self.jwk, **extra}
+
+
+_PSS: Final = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+
+def load_public_jwk(jwk: Any) -> PublicKey:
+    """Validate a JWK from the network and return the public key it names.
+
+    Rejects private members (RFC 9449 §4.3 check 7 for DPoP, and simple hygiene elsewhere),
+    unknown key types and curves, off-curve points, wrong coordinate lengths and small RSA
+    moduli.  Results are cached by the key's defining members, so a client that presents the
+    same key on every request costs one dictionary lookup after the first time.
+    """
+    if not isinstance(jwk, Mapping):
+        raise MalformedError("JWK is not a JSON object")
+    if PRIVATE_MEMBERS.intersection(jwk):
+        raise InvalidKeyError("JWK contains private key material")
+    kty = jwk.get("kty")
+    if not isinstance(kty, str) or kty not in _REQUIRED_MEMBERS:
+        raise InvalidKeyError("unsupported or missing kty")
+    values = []
+    for name in _REQUIRED_MEMBERS[kty]:
+        value = jwk.get(name)
+        if not isinstance(value, str) or len(value) > 1400:
+            raise InvalidKeyError(f"JWK member {name!r} missing or invalid")
+        values.append(value)
+    return _load_cached(kty, tuple(values))
+
+
+@lru_cache(maxsize=4096)
+def _load_cached(kty: str, values: tuple[str, ...]) -> PublicKey:
+    members = dict(zip(_REQUIRED_MEMBERS[kty], values, strict=True))
+    key: PublicKeyObject
+    try:
+        if kty == "EC":
+            alg = _CRV_TO_ALG.get(members["crv"])
+            if alg is None:
+                raise InvalidKeyError("unsupported EC curve")
+            _, curve, size, _ = _EC_CURVES[alg]
+            x, y = b64url_decode(members["x"]), b64url_decode(members["y"])
+            if len(x) != size or len(y) != size:  # RFC 7518 §6.2.1.2: full-length coordinates
+                raise InvalidKeyError("EC coordinate has the wrong length")
+            key = ec.EllipticCurvePublicNumbers(
+                int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve
+            ).public_key()
+            algorithms = frozenset({alg})
+        elif kty == "OKP":
+            if members["crv"] != "Ed25519":
+                raise InvalidKeyError("unsupported OKP curve")
+            x = b64url_decode(members["x"])
+            if len(x) != 32:
+                raise InvalidKeyError("Ed25519 key has the wrong length")
+            key = ed25519.Ed25519PublicKey.from_public_bytes(x)
+            algorithms = frozenset({"EdDSA"})
+        else:
+            n = int.from_bytes(b64url_decode(members["n"]), "big")
+            e = int.from_bytes(b64url_decode(members["e"]), "big")
+            if n.bit_length() < _MIN_RSA_BITS:
+                raise InvalidKeyError(f"RSA keys must be at least {_MIN_RSA_BITS} bits")
+            if e < 3 or e % 2 == 0 or e.bit_length() > 64:
+                raise InvalidKeyError("invalid RSA exponent")
+            key = rsa.RSAPublicNumbers(e, n).public_key()
+            algorithms = frozenset({"RS256", "PS256"})
+    except MalformedError as exc:
+        raise InvalidKeyError(f"JWK member is not valid base64url: {exc.description}") from None
+    except ValueError:  # cryptography: point not on curve, bad numbers
+        raise InvalidKeyError("JWK does not describe a valid public key") from None
+    return PublicKey(
+        kty=kty, jwk=members, thumbprint=thumbprint(members), algorithms=algorithms, key=key
+    )
+
+
+def _public_members(key: PublicKeyObject) -> dict[str, str]:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        numbers = key.public_numbers()
+        crv = {"secp256r1": "P-256", "secp384r1": "P-384"}.get(key.curve.name)
+        if crv is None:
+            raise InvalidKeyError("unsupported EC curve")
+        size = _EC_CURVES[_CRV_TO_ALG[crv]][2]
+        return {
+            "kty": "EC",
+            "crv": crv,
+            "x": b64url_encode(numbers.x.to_bytes(size, "big")),
+            "y": b64url_encode(numbers.y.to_bytes(size, "big")),
+        }
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+    numbers_rsa = key.public_numbers()
+    return {
+        "kty": "RSA",
+        "n": b64url_encode(numbers_rsa.n.to_bytes((numbers_rsa.n.bit_length() + 7) // 8, "big")),
+        "e": b64url_encode(numbers_rsa.e.to_bytes((numbers_rsa.e.bit_length() + 7) // 8, "big")),
+    }
+
+
+class SigningKey:
+    """A private key with the one algorithm it signs with.  Its ``kid`` is its thumbprint."""
+
+    __slots__ = ("_key", "alg", "kid", "public")
+
+    def __init__(self, key: PrivateKeyObject, alg: str) -> None:
+        if alg not in SUPPORTED_ALGORITHMS:
+            raise UnsupportedAlgorithmError(f"unsupported signing algorithm {alg!r}")
+        self._key = key
+        self.alg = alg
+        self.public = load_public_jwk(_public_members(key.public_key()))
+        if alg not in self.public.algorithms:
+            raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit this key")
+        self.kid = self.public.thumbprint
+
+    @classmethod
+    def generate(cls, alg: str = "ES256") -> SigningKey:
+        key: PrivateKeyObject
+        if alg in _EC_CURVES:
+            key = ec.generate_private_key(_EC_CURVES[alg][1])
+        elif alg == "EdDSA":
+            key = ed25519.Ed25519PrivateKey.generate()
+        elif alg in ("RS256", "PS256"):
+            key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        else:
+            raise UnsupportedAlgorithmError(f"unsupported signing algorithm {alg!r}")
+        return cls(key, alg)
+
+    @classmethod
+    def from_pem(cls, pem: bytes, alg: str) -> SigningKey:
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+            raise InvalidKeyError("unsupported private key type")
+        return cls(key, alg)
+
+    def to_pem(self) -> bytes:
+        """PKCS#8 PEM of the private key, for the server's key store only."""
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def public_jwk(self) -> dict[str, str]:
+        """The JWK a JWKS publishes: public members plus ``kid``, ``alg`` and ``use``."""
+        return self.public.to_jwk(kid=self.kid, alg=self.alg, use="sig")
+
+    def sign(self, signing_input: bytes) -> bytes:
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            _, _, size, digest = _EC_CURVES[self.alg]
+            r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(digest)))
+            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(signing_input)
+        if self.alg == "PS256":
+            return key.sign(signing_input, _PSS, hashes.SHA256())
+        return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+
+    def __repr__(self) -> str:
+        return f"SigningKey(alg={self.alg!r}, kid={self.kid!r})"

@@ -1,0 +1,63 @@
+"""JWK Sets (RFC 7517 §5): a read-only index of trusted public keys by ``kid``.
+
+A ``kid`` is only ever a dictionary key here — never a path, URL or query — so a hostile
+``kid`` can at worst miss.  Key selection also requires that the key can produce the token's
+``alg`` (see :meth:`deputize.keys.jwk.PublicKey.verify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from deputize.keys.errors import InvalidKeyError, MalformedError
+from deputize.keys.jwk import PublicKey, load_public_jwk
+from deputize.keys.jwt import ParsedJWT
+
+
+class KeySet:
+    """Public keys indexed by ``kid``; keys published without a ``kid`` are indexed by thumbprint."""
+
+    __slots__ = ("_by_kid",)
+
+    def __init__(self, keys: Iterable[tuple[str, PublicKey]] = ()) -> None:
+        self._by_kid: dict[str, PublicKey] = {}
+        for kid, key in keys:
+            if kid in self._by_kid:
+                raise InvalidKeyError(f"duplicate kid {kid!r} in key set")
+            self._by_kid[kid] = key
+
+    @classmethod
+    def from_jwks(cls, document: Any, *, max_keys: int = 64) -> KeySet:
+        """Load a JWKS document, skipping keys meant only for encryption or of unknown type."""
+        if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+            raise MalformedError("JWKS must be an object with a 'keys' array")
+        entries = document["keys"]
+        if len(entries) > max_keys:
+            raise MalformedError("JWKS has too many keys")
+        keys: list[tuple[str, PublicKey]] = []
+        for entry in entries:
+            if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
+                continue
+            key = load_public_jwk(entry)  # raises on private members: refuse the whole set
+            kid = entry.get("kid")
+            keys.append((kid if isinstance(kid, str) and kid else key.thumbprint, key))
+        return cls(keys)
+
+    def __len__(self) -> int:
+        return len(self._by_kid)
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._by_kid
+
+    def keys(self) -> list[PublicKey]:
+        return list(self._by_kid.values())
+
+    def find(self, token: ParsedJWT) -> PublicKey | None:
+        """The key that should verify ``token``: by ``kid``, or the only fitting key if it has none."""
+        kid = token.kid
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return key if key is not None and token.alg in key.algorithms else None
+        fitting = [k for k in self._by_kid.values() if token.alg in k.algorithms]
+        return fitting[0] if len(fitting) == 1 else None

@@ -1,0 +1,183 @@
+"""Compact JWS / JWT: sign, parse, verify — with an explicit algorithm allow-list and ``typ``.
+
+Verification is two steps, as RFC 8725 asks: :func:`parse` decodes and screens the header
+(size, ``alg`` on the allow-list, ``typ``, no ``crit``), then the caller picks the key *it*
+trusts (by ``kid`` from its own key set, never from ``jwk``/``jku``/``x5u``/``x5c`` headers) and
+calls :meth:`ParsedJWT.verify`.  Claims are checked afterwards with an explicit clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from deputize.keys._b64 import b64url_decode, b64url_encode
+from deputize.keys.errors import (
+    InvalidClaimsError,
+    MalformedError,
+    UnsupportedAlgorithmError,
+)
+from deputize.keys.jwk import PublicKey, SigningKey
+
+#: Upper bound on a compact token we are willing to parse (a deep delegation chain fits easily).
+MAX_TOKEN_LENGTH: Final = 16 * 1024
+
+
+def normalize_typ(typ: str) -> str:
+    """RFC 7515 §4.1.9: compare media types case-insensitively, ``application/`` optional."""
+    typ = typ.lower()
+    return typ[len("application/") :] if typ.startswith("application/") else typ
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedJWT:
+    """A decoded but not yet verified compact JWS with a JSON object payload."""
+
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> str:
+        alg: str = self.header["alg"]
+        return alg
+
+    @property
+    def kid(self) -> str | None:
+        kid = self.header.get("kid")
+        return kid if isinstance(kid, str) else None
+
+    def verify(self, key: PublicKey) -> Mapping[str, Any]:
+        """Check the signature with ``key`` (chosen by the caller) and return the claims."""
+        key.verify(self.alg, self.signing_input, self.signature)
+        return self.claims
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(b64url_decode(segment))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedError(f"JWT {what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedError(f"JWT {what} is not a JSON object")
+    return value
+
+
+def parse(
+    token: str,
+    *,
+    algorithms: Collection[str],
+    typ: str | Collection[str] | None,
+    max_length: int = MAX_TOKEN_LENGTH,
+) -> ParsedJWT:
+    """Decode a compact JWS and screen its header; does NOT verify the signature.
+
+    ``typ`` lists the explicit types the caller accepts (RFC 8725 §3.11); include ``""`` to
+    accept a token without ``typ``.  ``None`` skips the check, for JWTs whose kind is fixed by
+    where they arrive and that have no registered type (RFC 7523 client assertions).
+    """
+    if not isinstance(token, str) or len(token) > max_length:
+        raise MalformedError("JWT too long or not a string")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise MalformedError("JWT must have three segments")
+    header = _json_object(parts[0], "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in algorithms:
+        # Covers alg "none" and every HMAC: neither is ever on an allow-list here.
+        raise UnsupportedAlgorithmError(f"alg {alg!r} is not allowed")
+    if "crit" in header:
+        # RFC 7515 §4.1.11: we understand no extensions, so any "crit" means reject.
+        raise MalformedError("JWT header has unsupported critical parameters")
+    if typ is not None:
+        accepted = {typ} if isinstance(typ, str) else set(typ)
+        got = header.get("typ", "")
+        if not isinstance(got, str) or normalize_typ(got) not in {normalize_typ(t) for t in accepted}:
+            raise InvalidClaimsError(f"unexpected JWT typ {got!r}")
+    claims = _json_object(parts[1], "payload")
+    signature = b64url_decode(parts[2])
+    return ParsedJWT(
+        header=header,
+        claims=claims,
+        signing_input=f"{parts[0]}.{parts[1]}".encode("ascii"),
+        signature=signature,
+    )
+
+
+def sign(
+    claims: Mapping[str, Any],
+    key: SigningKey,
+    *,
+    typ: str,
+    headers: Mapping[str, Any] | None = None,
+    include_kid: bool = True,
+) -> str:
+    """Sign ``claims`` as a compact JWS with the key's own ``alg`` (and ``kid``)."""
+    header: dict[str, Any] = {"alg": key.alg, "typ": typ}
+    if include_kid:
+        header["kid"] = key.kid
+    if headers:
+        header.update(headers)
+    signing_input = _segment(header) + "." + _segment(claims)
+    return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
+
+
+def _segment(value: Mapping[str, Any]) -> str:
+    return b64url_encode(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+
+# --- claim checks (RFC 7519 §4.1), with the caller's clock ------------------------------------
+
+
+def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if required:
+            raise InvalidClaimsError(f"missing {name!r} claim")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClaimsError(f"{name!r} claim must be a number")
+    return float(value)
+
+
+def check_times(
+    claims: Mapping[str, Any],
+    *,
+    now: float,
+    leeway: float = 0,
+    require_exp: bool = True,
+    require_iat: bool = False,
+    max_lifetime: float | None = None,
+) -> None:
+    """Validate ``exp``, ``nbf`` and ``iat`` against ``now`` with a small leeway for clock skew."""
+    exp = _number(claims, "exp", required=require_exp)
+    nbf = _number(claims, "nbf", required=False)
+    iat = _number(claims, "iat", required=require_iat)
+    if exp is not None and now - leeway >= exp:
+        raise InvalidClaimsError("token has expired")
+    if nbf is not None and now + leeway < nbf:
+        raise InvalidClaimsError("token is not yet valid")
+    if iat is not None and iat > now + leeway:
+        raise InvalidClaimsError("token was issued in the future")
+    if max_lifetime is not None and exp is not None and exp - now > max_lifetime + leeway:
+        raise InvalidClaimsError("token lifetime is too long")
+
+
+def check_audience(claims: Mapping[str, Any], accepted: Collection[str]) -> None:
+    """RFC 7519 §4.1.3: the token must name at least one audience we answer to."""
+    aud = claims.get("aud")
+    values = [aud] if isinstance(aud, str) else aud
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise InvalidClaimsError("missing or malformed 'aud' claim")
+    if not set(values).intersection(accepted):
+        raise InvalidClaimsError("token is not intended for this audience")
+
+
+def string_claim(claims: Mapping[str, Any], name: str, *, max_length: int = 512) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise InvalidClaimsError(f"missing or malformed {name!r} claim")
+    return value
