@@ -6,7 +6,13 @@ delegation-chain rules, as pure functions both sides of the wire apply identical
 
 from __future__ import annotations
 
-from deputize.keys.dpop import DPoPProof, access_token_hash, create_proof, normalize_htu, verify_proof
+from deputize.keys.dpop import (
+    DPoPProof,
+    access_token_hash,
+    create_proof,
+    normalize_htu,
+    verify_proof,
+)
 from deputize.keys.errors import (
     InvalidClaimsError,
     InvalidKeyError,

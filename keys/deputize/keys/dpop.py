@@ -30,9 +30,7 @@ MAX_PROOF_LENGTH: Final = 8 * 1024
 _MAX_JTI: Final = 256
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
-_UNRESERVED: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-)
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def access_token_hash(access_token: str) -> str:

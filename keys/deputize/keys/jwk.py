@@ -44,7 +44,11 @@ _EC_CURVES: Final[dict[str, tuple[str, ec.EllipticCurve, int, hashes.HashAlgorit
 }
 _CRV_TO_ALG: Final = {crv: alg for alg, (crv, _, _, _) in _EC_CURVES.items()}
 #: RFC 7638 §3.2: the required members, per key type, that a thumbprint hashes.
-_REQUIRED_MEMBERS: Final = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
+_REQUIRED_MEMBERS: Final = {
+    "EC": ("crv", "kty", "x", "y"),
+    "RSA": ("e", "kty", "n"),
+    "OKP": ("crv", "kty", "x"),
+}
 #: Members that only a private (or symmetric) key has; a public JWK must carry none of them.
 PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MIN_RSA_BITS: Final = 2048
@@ -235,7 +239,9 @@ class SigningKey:
     @classmethod
     def from_pem(cls, pem: bytes, alg: str) -> SigningKey:
         key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+        if not isinstance(
+            key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+        ):
             raise InvalidKeyError("unsupported private key type")
         return cls(key, alg)
 

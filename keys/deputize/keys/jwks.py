@@ -16,7 +16,7 @@ from deputize.keys.jwt import ParsedJWT
 
 
 class KeySet:
-    """Public keys indexed by ``kid``; keys published without a ``kid`` are indexed by thumbprint."""
+    """Public keys by ``kid``; a key published without ``kid`` is indexed by its thumbprint."""
 
     __slots__ = ("_by_kid",)
 
@@ -54,7 +54,7 @@ class KeySet:
         return list(self._by_kid.values())
 
     def find(self, token: ParsedJWT) -> PublicKey | None:
-        """The key that should verify ``token``: by ``kid``, or the only fitting key if it has none."""
+        """The key for ``token``: by ``kid``, or the only fitting key when it names none."""
         kid = token.kid
         if kid is not None:
             key = self._by_kid.get(kid)

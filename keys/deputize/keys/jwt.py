@@ -95,7 +95,9 @@ def parse(
     if typ is not None:
         accepted = {typ} if isinstance(typ, str) else set(typ)
         got = header.get("typ", "")
-        if not isinstance(got, str) or normalize_typ(got) not in {normalize_typ(t) for t in accepted}:
+        if not isinstance(got, str) or normalize_typ(got) not in {
+            normalize_typ(t) for t in accepted
+        }:
             raise InvalidClaimsError(f"unexpected JWT typ {got!r}")
     claims = _json_object(parts[1], "payload")
     signature = b64url_decode(parts[2])

@@ -1,0 +1,131 @@
+"""The Starlette application: routes, start-up (migrations, keys, secrets) and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from deputize.server.context import ServerContext
+from deputize.server.dpop_state import NonceSource
+from deputize.server.endpoints.introspect import introspect
+from deputize.server.endpoints.jwks import jwks
+from deputize.server.endpoints.metadata import build_metadata, encode, metadata
+from deputize.server.endpoints.revoke import revoke
+from deputize.server.endpoints.token import token
+from deputize.server.errors import OAuthError
+from deputize.server.grants import registry
+from deputize.server.keyring import Keyring
+from deputize.server.remote_jwks import RemoteJWKS
+from deputize.server.responses import error_response, json_response
+from deputize.server.settings import Settings
+from deputize.server.storage import replay, secrets, tokens
+from deputize.server.storage.database import Database
+
+logger = logging.getLogger("deputize.server")
+
+#: Ledger rows are kept this long past expiry, then purged.
+_LEDGER_RETENTION = 3600
+
+
+async def _maintenance(ctx: ServerContext) -> None:
+    """Reload keys (rotations by other instances) and purge expired replay and ledger rows."""
+    interval = ctx.settings.key_refresh_interval
+    while True:
+        await asyncio.sleep(interval)
+        now = int(ctx.clock())
+        try:
+            await ctx.keyring.refresh(ctx.db, now)
+            async with ctx.db.begin() as conn:
+                await replay.purge(conn, now)
+                await tokens.purge_expired(conn, now - _LEDGER_RETENTION)
+        except Exception:  # keep serving with the last good state; say so in the log
+            logger.exception("maintenance run failed")
+
+
+async def start_context(settings: Settings, clock: Callable[[], float]) -> ServerContext:
+    db = Database(settings.async_database_url)
+    await db.migrate()
+    now = int(clock())
+    keyring = Keyring(settings)
+    await keyring.start(db, now)
+    async with db.begin() as conn:
+        nonce_secret = await secrets.get_or_create(conn, "dpop_nonce_key", now)
+    http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+    ctx = ServerContext(
+        settings=settings,
+        db=db,
+        keyring=keyring,
+        nonces=NonceSource(nonce_secret.encode("ascii"), settings.dpop_nonce_lifetime),
+        remote_jwks=RemoteJWKS(http),
+        http=http,
+        static_clients={client.client_id: client for client in settings.clients},
+        clock=clock,
+    )
+    return ctx
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+    return json_response(
+        {"error": code, "error_description": exc.detail},
+        status=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the server log only; the client learns nothing about internals.
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return json_response(
+        {"error": "server_error", "error_description": "internal error"}, status=500
+    )
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> Starlette:
+    grants = registry()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx = await start_context(settings, clock)
+        ctx.metadata_json = encode(build_metadata(settings, sorted(grants)))
+        app.state.ctx = ctx
+        app.state.grants = grants
+        task = asyncio.create_task(_maintenance(ctx))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await ctx.http.aclose()
+            await ctx.db.dispose()
+
+    routes = [
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+        Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
+        Route("/jwks", jwks, methods=["GET"]),
+        Route("/token", token, methods=["POST"]),
+        Route("/introspect", introspect, methods=["POST"]),
+        Route("/revoke", revoke, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            OAuthError: error_response,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )

@@ -1,0 +1,167 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+``client_secret_basic`` and ``client_secret_post`` (RFC 6749 §2.3.1) and ``private_key_jwt``
+(RFC 7523 §2.2/§3, OpenID Connect Core §9).  A client uses exactly one method per request
+(RFC 6749 §2.3) and only the one it is registered for.  An unknown client and a wrong
+secret fail identically (same error, same hashing work), so client IDs cannot be probed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Final
+from urllib.parse import unquote_plus
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.datastructures import Headers
+
+from deputize.keys import JoseError, KeySet, ParsedJWT, check_audience, check_times, parse
+from deputize.keys.jwt import normalize_typ, string_claim
+from deputize.server.client_secrets import hash_secret, verify_secret
+from deputize.server.context import ServerContext
+from deputize.server.errors import InvalidClientError, InvalidRequestError
+from deputize.server.form import Form
+from deputize.server.remote_jwks import JWKSFetchError
+from deputize.server.settings import ClientConfig
+from deputize.server.storage import clients as client_rows
+from deputize.server.storage import replay
+
+JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+#: A client assertion must not be a token of another kind replayed here (RFC 8725 §3.11).
+_ASSERTION_TYPS: Final = frozenset({"", "jwt", "client-authentication+jwt"})
+_LEEWAY: Final = 5
+_DUMMY_HASH: Final = hash_secret("deputize-timing-equaliser")
+
+
+async def find_client(
+    ctx: ServerContext, conn: AsyncConnection, client_id: str
+) -> ClientConfig | None:
+    client = ctx.static_clients.get(client_id)
+    if client is not None:
+        return client
+    return await client_rows.get(conn, client_id)
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str]:
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        raise InvalidClientError("unsupported authorization scheme")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClientError("malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClientError("malformed Basic credentials")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def authenticate_client(
+    ctx: ServerContext, conn: AsyncConnection, headers: Headers, form: Form, *, endpoint: str
+) -> ClientConfig:
+    authorization = headers.get("authorization")
+    basic = authorization is not None and authorization.lower().startswith("basic ")
+    used = [
+        name
+        for name, present in (
+            ("client_secret_basic", basic),
+            ("client_secret_post", "client_secret" in form),
+            ("private_key_jwt", "client_assertion" in form or "client_assertion_type" in form),
+        )
+        if present
+    ]
+    if len(used) > 1:
+        raise InvalidRequestError("use exactly one client authentication method")
+    if not used:
+        raise InvalidClientError("client authentication required")
+    method = used[0]
+    if method == "private_key_jwt":
+        return await _private_key_jwt(ctx, conn, form, endpoint=endpoint)
+    if method == "client_secret_basic":
+        assert authorization is not None
+        client_id, secret = _basic_credentials(authorization)
+        if form.get("client_id") not in (None, client_id):
+            raise InvalidRequestError("client_id does not match the authenticated client")
+    else:
+        client_id, secret = form.require("client_id"), form.require("client_secret")
+    client = await find_client(ctx, conn, client_id)
+    if client is None or client.client_secret_hash is None:
+        verify_secret(secret, _DUMMY_HASH)  # same work whether or not the client exists
+        raise InvalidClientError("client authentication failed")
+    if not verify_secret(secret, client.client_secret_hash):
+        raise InvalidClientError("client authentication failed")
+    if client.token_endpoint_auth_method != method:
+        raise InvalidClientError(f"client is registered for {client.token_endpoint_auth_method}")
+    return client
+
+
+async def _client_keys(ctx: ServerContext, client: ClientConfig, *, refresh: bool) -> KeySet:
+    if client.jwks is not None:
+        keys = ctx.inline_jwks.get(client.client_id)
+        if keys is None:
+            keys = KeySet.from_jwks(client.jwks)
+            if client.client_id in ctx.static_clients:
+                ctx.inline_jwks[client.client_id] = keys
+        return keys
+    assert client.jwks_uri is not None
+    try:
+        return await ctx.remote_jwks.get(client.jwks_uri, now=ctx.clock(), refresh=refresh)
+    except JWKSFetchError as exc:
+        raise InvalidClientError("could not fetch the client's jwks_uri", debug=str(exc)) from None
+
+
+async def _private_key_jwt(
+    ctx: ServerContext, conn: AsyncConnection, form: Form, *, endpoint: str
+) -> ClientConfig:
+    if form.get("client_assertion_type") != JWT_BEARER:
+        raise InvalidClientError(f"client_assertion_type must be {JWT_BEARER}")
+    assertion = form.require("client_assertion")
+    now = ctx.clock()
+    try:
+        parsed: ParsedJWT = parse(assertion, algorithms=ASSERTION_ALGORITHMS, typ=None)
+        typ = parsed.header.get("typ", "")
+        if not isinstance(typ, str) or normalize_typ(typ) not in _ASSERTION_TYPS:
+            raise InvalidClientError("client assertion has an unexpected typ")
+        # RFC 7523 §3 items 1-2: iss and sub are both the client_id.
+        client_id = string_claim(parsed.claims, "sub", max_length=128)
+        if parsed.claims.get("iss") != client_id:
+            raise InvalidClientError("client assertion iss and sub must both be the client_id")
+    except JoseError as exc:
+        raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
+    if form.get("client_id") not in (None, client_id):
+        raise InvalidRequestError("client_id does not match the client assertion")
+    client = await find_client(ctx, conn, client_id)
+    if client is None or client.token_endpoint_auth_method != "private_key_jwt":
+        raise InvalidClientError("client authentication failed")
+    keys = await _client_keys(ctx, client, refresh=False)
+    key = keys.find(parsed)
+    if key is None and client.jwks_uri is not None:
+        # Unknown kid: the client may have rotated; refetch (rate-limited by RemoteJWKS).
+        keys = await _client_keys(ctx, client, refresh=True)
+        key = keys.find(parsed)
+    if key is None:
+        raise InvalidClientError("no registered key of the client matches the assertion")
+    settings = ctx.settings
+    try:
+        claims = parsed.verify(key)
+        check_times(
+            claims,
+            now=now,
+            leeway=_LEEWAY,
+            require_exp=True,
+            max_lifetime=settings.client_assertion_max_lifetime,
+        )
+        # RFC 7523 §3 item 3: aud identifies the authorization server — its issuer, or the
+        # token endpoint (or the endpoint being called) as older clients send.
+        check_audience(claims, {settings.issuer, settings.token_endpoint, endpoint})
+        jti = string_claim(claims, "jti", max_length=200)
+    except JoseError as exc:
+        raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
+    # RFC 7523 §3 item 7: single use — remember the jti until the assertion expires.
+    exp = int(claims["exp"]) + _LEEWAY + 1
+    if not await replay.remember(conn, f"assertion:{client_id}:{jti}", exp):
+        raise InvalidClientError("client assertion has already been used")
+    return client

@@ -1,0 +1,31 @@
+"""Everything a request handler needs, built once at start-up and shared read-only."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from deputize.keys import KeySet
+from deputize.server.dpop_state import NonceSource
+from deputize.server.keyring import Keyring
+from deputize.server.remote_jwks import RemoteJWKS
+from deputize.server.settings import ClientConfig, Settings
+from deputize.server.storage.database import Database
+
+
+@dataclass(slots=True)
+class ServerContext:
+    settings: Settings
+    db: Database
+    keyring: Keyring
+    nonces: NonceSource
+    remote_jwks: RemoteJWKS
+    http: httpx.AsyncClient
+    static_clients: Mapping[str, ClientConfig]
+    clock: Callable[[], float] = time.time
+    #: Inline client JWKS parsed once per client (config is immutable for the process's life).
+    inline_jwks: dict[str, KeySet] = field(default_factory=dict)
+    metadata_json: bytes = b""

@@ -1,0 +1,97 @@
+"""The server's side of DPoP at the token endpoint: nonces (RFC 9449 §8) and replay (§11.1).
+
+Nonces need no per-nonce state: a nonce is a time window number authenticated with a secret
+every instance shares (stored in the database), so any instance can check any other's nonce
+and a nonce is good for one to two ``dpop.nonce_lifetime`` periods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deputize.keys import DPoPProof, InvalidProofError, verify_proof
+from deputize.keys._b64 import b64url_decode, b64url_encode
+from deputize.keys.errors import MalformedError
+from deputize.server.errors import InvalidDPoPProofError, UseDPoPNonceError
+from deputize.server.settings import Settings
+from deputize.server.storage import replay
+
+
+class NonceSource:
+    def __init__(self, secret: bytes, lifetime: int) -> None:
+        self._secret = secret
+        self._lifetime = lifetime
+
+    def _mac(self, window: int) -> bytes:
+        packed = struct.pack(">Q", window)
+        return packed + hmac.new(self._secret, b"dpop-nonce" + packed, hashlib.sha256).digest()[:16]
+
+    def current(self, now: float) -> str:
+        return b64url_encode(self._mac(int(now) // self._lifetime))
+
+    def is_valid(self, nonce: str, now: float) -> bool:
+        try:
+            raw = b64url_decode(nonce)
+        except MalformedError:
+            return False
+        if len(raw) != 24:
+            return False
+        (window,) = struct.unpack(">Q", raw[:8])
+        current = int(now) // self._lifetime
+        # The previous window keeps a just-issued nonce usable across a boundary; the next
+        # one tolerates instances whose clocks run slightly ahead.
+        if window not in (current - 1, current, current + 1):
+            return False
+        return hmac.compare_digest(raw, self._mac(window))
+
+
+async def check_proof(
+    conn: AsyncConnection,
+    headers: Sequence[str],
+    *,
+    settings: Settings,
+    nonces: NonceSource,
+    method: str,
+    url: str,
+    now: float,
+    access_token: str | None = None,
+    jkt: str | None = None,
+) -> DPoPProof | None:
+    """Validate the request's DPoP header, if any; record its ``jti`` so it is never accepted again.
+
+    Returns None when the request carries no proof (the caller decides if that is allowed).
+    """
+    if not headers:
+        return None
+    if len(headers) > 1:  # §4.3 check 1
+        raise InvalidDPoPProofError("send exactly one DPoP header")
+    try:
+        proof = verify_proof(
+            headers[0],
+            method=method,
+            url=url,
+            now=now,
+            max_age=settings.dpop_proof_max_age,
+            access_token=access_token,
+            jkt=jkt,
+        )
+    except InvalidProofError as exc:
+        raise InvalidDPoPProofError(exc.description) from None
+    if settings.dpop_require_nonce and (
+        proof.nonce is None or not nonces.is_valid(proof.nonce, now)
+    ):
+        # §8: not a failure of the client, a request to retry with the nonce we hand it.
+        raise UseDPoPNonceError(
+            "Authorization server requires nonce in DPoP proof", nonce=nonces.current(now)
+        )
+    # The proof can be accepted while now - max_age <= iat <= now + max_age: remember its jti
+    # until that window has passed.
+    expires = proof.iat + settings.dpop_proof_max_age + 1
+    if not await replay.remember(conn, f"dpop:{proof.jkt}:{proof.jti}", expires):
+        raise InvalidDPoPProofError("DPoP proof has already been used")
+    return proof

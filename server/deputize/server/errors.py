@@ -1,0 +1,93 @@
+"""OAuth errors as data: raise one anywhere, and ``app.py`` turns it into the response.
+
+RFC 6749 §5.2 JSON bodies with ``Cache-Control: no-store``; client authentication failures are
+401 with a ``WWW-Authenticate`` challenge; RFC 9449 §12.2 adds ``invalid_dpop_proof`` and
+``use_dpop_nonce``.  ``description`` is shown to the client; ``debug`` only ever goes to logs.
+"""
+
+from __future__ import annotations
+
+
+class OAuthError(Exception):
+    error: str = "invalid_request"
+    status_code: int = 400
+
+    def __init__(self, description: str, *, debug: str | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.debug = debug
+        self.headers: dict[str, str] = {}
+
+
+class InvalidRequestError(OAuthError):
+    """RFC 6749 §5.2: malformed request, missing or duplicated parameter, unsupported value."""
+
+    error = "invalid_request"
+
+
+class InvalidClientError(OAuthError):
+    """RFC 6749 §5.2: client authentication failed.
+
+    401 needs a challenge (RFC 9110 §15.5.2); Basic is the one HTTP authentication scheme a
+    token endpoint client can answer with, whichever method it tried.
+    """
+
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str, *, debug: str | None = None) -> None:
+        super().__init__(description, debug=debug)
+        self.headers["WWW-Authenticate"] = 'Basic realm="deputize"'
+
+
+class InvalidGrantError(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClientError(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScopeError(OAuthError):
+    error = "invalid_scope"
+
+
+class InvalidTargetError(OAuthError):
+    """RFC 8707 §2 / RFC 8693 §2.2.2: the requested resource or audience is not acceptable."""
+
+    error = "invalid_target"
+
+
+class UnsupportedTokenTypeError(OAuthError):
+    """RFC 7009 §2.2.1."""
+
+    error = "unsupported_token_type"
+
+
+class InvalidDPoPProofError(OAuthError):
+    """RFC 9449 §5: the DPoP proof in the token request is invalid."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonceError(OAuthError):
+    """RFC 9449 §8: the proof must carry the server nonce sent in the ``DPoP-Nonce`` header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, *, nonce: str) -> None:
+        super().__init__(description)
+        self.headers["DPoP-Nonce"] = nonce
+
+
+class PayloadTooLargeError(OAuthError):
+    status_code = 413
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status_code = 500

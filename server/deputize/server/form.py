@@ -1,0 +1,77 @@
+"""Reading ``application/x-www-form-urlencoded`` request bodies as hostile input.
+
+RFC 6749 §3.2 fixes the media type; §3.1 says parameters sent without a value count as
+omitted and no parameter may appear twice.  Bodies are read in chunks up to a hard cap, so a
+huge or endless upload costs us at most ``http.max_body_bytes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from deputize.server.errors import InvalidRequestError, PayloadTooLargeError
+
+_MAX_FIELDS = 64
+
+
+class Form:
+    """Parsed form parameters; single-valued unless the endpoint declared otherwise."""
+
+    def __init__(self, values: Mapping[str, list[str]]) -> None:
+        self._values = values
+
+    def get(self, name: str) -> str | None:
+        values = self._values.get(name)
+        return values[0] if values else None
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise InvalidRequestError(f"missing required parameter {name!r}")
+        return value
+
+    def get_all(self, name: str) -> list[str]:
+        return list(self._values.get(name, ()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+
+async def read_form(request: Request, *, max_bytes: int, repeatable: Collection[str] = ()) -> Form:
+    content_type = request.headers.get("content-type", "")
+    media_type, _, params = content_type.partition(";")
+    if media_type.strip().lower() != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("content type must be application/x-www-form-urlencoded")
+    charset = params.strip().lower()
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        raise InvalidRequestError("the request body must be UTF-8")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise PayloadTooLargeError(f"request body larger than {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise PayloadTooLargeError(f"request body larger than {max_bytes} bytes")
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=False,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=_MAX_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestError("the request body is not a valid UTF-8 form") from None
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequestError("parameters must not contain NUL characters")
+        if name in values and name not in repeatable:
+            raise InvalidRequestError(f"parameter {name!r} is repeated")
+        values.setdefault(name, []).append(value)
+    return Form(values)

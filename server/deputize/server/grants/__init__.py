@@ -1,0 +1,43 @@
+"""Grant types.  Each is a unit that declares its parameters and handles one validated request.
+
+The token endpoint (``endpoints/token.py``) authenticates the client, screens the form and the
+DPoP proof, then hands the grant a :class:`TokenRequest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deputize.keys import DPoPProof
+from deputize.server.context import ServerContext
+from deputize.server.form import Form
+from deputize.server.settings import ClientConfig
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    ctx: ServerContext
+    conn: AsyncConnection
+    client: ClientConfig
+    form: Form
+    proof: DPoPProof | None
+    now: int
+
+
+class Grant(Protocol):
+    grant_type: ClassVar[str]
+    #: Parameters that may appear more than once (RFC 8707 ``resource``, RFC 8693 ``audience``).
+    repeatable: ClassVar[frozenset[str]]
+
+    async def handle(self, request: TokenRequest) -> Mapping[str, Any]: ...
+
+
+def registry() -> Mapping[str, Grant]:
+    from deputize.server.grants.client_credentials import ClientCredentialsGrant
+
+    grants: list[Grant] = [ClientCredentialsGrant()]
+    return {grant.grant_type: grant for grant in grants}

@@ -1,0 +1,35 @@
+"""Reading back access tokens Deputize itself issued (for introspection, revocation, exchange)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from deputize.keys import JoseError, check_times, parse
+from deputize.keys.jwt import string_claim
+from deputize.server.context import ServerContext
+from deputize.server.minting import ACCESS_TOKEN_TYP
+
+
+def verify_own_token(
+    ctx: ServerContext, token: str, *, now: float, allow_expired: bool = False
+) -> Mapping[str, Any] | None:
+    """The claims of ``token`` if Deputize signed it as an access token, else None.
+
+    Only keys from our own key set are tried; the token's header cannot point elsewhere.
+    """
+    view = ctx.keyring.view
+    try:
+        parsed = parse(token, algorithms=view.algorithms, typ=ACCESS_TOKEN_TYP)
+        key = view.verification.find(parsed)
+        if key is None:
+            return None
+        claims = parsed.verify(key)
+        if claims.get("iss") != ctx.settings.issuer:
+            return None
+        string_claim(claims, "jti", max_length=64)
+        if not allow_expired:
+            check_times(claims, now=now, require_exp=True)
+    except JoseError:
+        return None
+    return claims

@@ -1,0 +1,451 @@
+"""Configuration: one YAML file, validated at start, with errors that name the key at fault.
+
+Every optional setting has a default; secrets and the database URL may come from the
+environment instead of the file (:func:`load_settings` is the only place that reads it).
+``docs/configuration.md`` documents each key; ``deputize init`` writes a commented starter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import yaml
+
+from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
+from deputize.server.client_secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+
+AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+GRANT_TYPES: Final = ("client_credentials",)
+ENV_ISSUER: Final = "DEPUTIZE_ISSUER"
+ENV_DATABASE_URL: Final = "DEPUTIZE_DATABASE_URL"
+ENV_CLIENT_SECRET_PREFIX: Final = "DEPUTIZE_CLIENT_SECRET_"
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._~:@/-]{1,128}")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key and what was expected."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    """A client allowed to call the token endpoint (RFC 7591 metadata names where they exist)."""
+
+    client_id: str
+    token_endpoint_auth_method: str
+    client_secret_hash: str | None = None
+    jwks: Mapping[str, Any] | None = None
+    jwks_uri: str | None = None
+    grant_types: tuple[str, ...] = ("client_credentials",)
+    scopes: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+    dpop_bound_access_tokens: bool = True
+    agent: bool = False
+    can_introspect: bool = False
+    name: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain JSON-able form (for the database and ``clients list``); never a secret."""
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+            "jwks": dict(self.jwks) if self.jwks is not None else None,
+            "jwks_uri": self.jwks_uri,
+            "grant_types": list(self.grant_types),
+            "scopes": list(self.scopes),
+            "audiences": list(self.audiences),
+            "redirect_uris": list(self.redirect_uris),
+            "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
+            "agent": self.agent,
+            "can_introspect": self.can_introspect,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustedIssuer:
+    """An external issuer whose tokens Deputize will accept as subject tokens (token exchange)."""
+
+    issuer: str
+    audience: str
+    jwks_uri: str | None = None
+    jwks: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    issuer: str
+    database_url: str = "sqlite:///deputize.db"
+    signing_alg: str = "ES256"
+    access_token_lifetime: int = 300
+    dpop_require_nonce: bool = True
+    dpop_proof_max_age: int = 60
+    dpop_nonce_lifetime: int = 300
+    client_assertion_max_lifetime: int = 300
+    jwks_max_age: int = 300
+    key_refresh_interval: int = 30
+    max_body_bytes: int = 16 * 1024
+    clients: tuple[ClientConfig, ...] = ()
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    source: str = field(default="<defaults>", compare=False)
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer + "/token"
+
+    def endpoint(self, path: str) -> str:
+        return self.issuer + path
+
+    @property
+    def async_database_url(self) -> str:
+        return async_database_url(self.database_url, base=Path(self.source).parent)
+
+
+def async_database_url(url: str, *, base: Path = Path()) -> str:
+    """Map a user-facing database URL onto the async driver Deputize runs it with.
+
+    ``sqlite:///relative.db`` is resolved against ``base`` (the config file's folder) so the
+    server finds the same file whatever its working directory.
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        path = rest[1:] if rest.startswith("/") else rest
+        if path in ("", ":memory:"):
+            raise ConfigError(
+                "database.url: an in-memory SQLite database is lost on restart; name a file"
+            )
+        resolved = path if path.startswith("/") else str((base / path).resolve())
+        return f"sqlite+aiosqlite:///{resolved}"
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return f"postgresql+asyncpg://{rest}"
+    raise ConfigError(
+        f"database.url: unsupported scheme {scheme!r}; expected sqlite:///FILE or postgresql://..."
+    )
+
+
+# --- reading and validating ---------------------------------------------------------------------
+
+
+class _Section:
+    """Typed reads from one mapping of the YAML file; every error names the full key path."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path or 'top level'}: expected a mapping, got {_kind(data)}")
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str) -> Any:
+        self.seen.add(name)
+        return self.data.get(name)
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.raw(name), self.key(name))
+
+    def string(
+        self, name: str, default: str | None = None, *, required: bool = False
+    ) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.key(name)}: required, expected a string")
+            return default
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {_kind(value)}")
+        return value
+
+    def choice(self, name: str, choices: Sequence[str], default: str | None = None) -> str:
+        value = self.string(name, default, required=default is None)
+        if value is None or value not in choices:
+            raise ConfigError(
+                f"{self.key(name)}: expected one of {', '.join(choices)}; got {value!r}"
+            )
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"{self.key(name)}: expected a whole number from {low} to {high}, got {value!r}"
+            )
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
+        return value
+
+    def strings(self, name: str, default: Sequence[str] = ()) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return tuple(default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{self.key(name)}: expected a list of strings")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{self.key(name)}: lists a value twice")
+        return tuple(value)
+
+    def done(self) -> None:
+        unknown = sorted(str(k) for k in self.data if k not in self.seen)
+        if unknown:
+            expected = ", ".join(sorted(self.seen))
+            raise ConfigError(f"{self.key(unknown[0])}: unknown key (expected one of: {expected})")
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _url(
+    section: _Section, name: str, *, required: bool, https_unless_loopback: bool
+) -> str | None:
+    value = section.string(name, required=required)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{section.key(name)}: expected an http(s) URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{section.key(name)}: must not have a query or fragment")
+    if https_unless_loopback and parts.scheme != "https" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{section.key(name)}: must use https (plain http is allowed only for localhost)"
+        )
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _jwks(section: _Section, name: str) -> Mapping[str, Any] | None:
+    value = section.raw(name)
+    if value is None:
+        return None
+    try:
+        keys = KeySet.from_jwks(json.loads(json.dumps(value)))
+    except (JoseError, TypeError, ValueError) as exc:
+        detail = exc.description if isinstance(exc, JoseError) else str(exc)
+        raise ConfigError(f"{section.key(name)}: not a usable public JWK Set: {detail}") from None
+    if not len(keys):
+        raise ConfigError(f"{section.key(name)}: holds no signing key")
+    result: Mapping[str, Any] = value
+    return result
+
+
+def _scopes(section: _Section, name: str) -> tuple[str, ...]:
+    scopes = section.strings(name)
+    for scope in scopes:
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            raise ConfigError(
+                f"{section.key(name)}: {scope!r} is not a valid scope token (RFC 6749 §3.3)"
+            )
+    return scopes
+
+
+def secret_env_name(client_id: str) -> str:
+    return ENV_CLIENT_SECRET_PREFIX + re.sub(r"[^A-Z0-9]", "_", client_id.upper())
+
+
+def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
+    s = _Section(data, path)
+    client_id = s.string("client_id", required=True)
+    assert client_id is not None
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise ConfigError(
+            f"{s.key('client_id')}: use 1-128 letters, digits and . _ ~ : @ / -; got {client_id!r}"
+        )
+    method = s.choice("token_endpoint_auth_method", AUTH_METHODS)
+    secret_hash = s.string("client_secret_hash")
+    env_secret = env.get(secret_env_name(client_id))
+    if env_secret is not None:
+        if len(env_secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{secret_env_name(client_id)}: client secrets must be at least "
+                f"{MIN_SECRET_LENGTH} characters (use `deputize clients add` to generate one)"
+            )
+        secret_hash = hash_secret(env_secret)
+    if secret_hash is not None and not is_secret_hash(secret_hash):
+        raise ConfigError(
+            f"{s.key('client_secret_hash')}: expected 'sha256:...' as printed by "
+            "`deputize clients hash-secret`; never put a plain secret here"
+        )
+    jwks = _jwks(s, "jwks")
+    jwks_uri = _url(s, "jwks_uri", required=False, https_unless_loopback=True)
+    if method == "private_key_jwt":
+        if (jwks is None) == (jwks_uri is None):
+            raise ConfigError(f"{path}: private_key_jwt needs exactly one of jwks or jwks_uri")
+        if secret_hash is not None:
+            raise ConfigError(f"{path}: a private_key_jwt client must not have a secret")
+    else:
+        if secret_hash is None:
+            raise ConfigError(
+                f"{s.key('client_secret_hash')}: required for {method} "
+                f"(or set {secret_env_name(client_id)})"
+            )
+        if jwks is not None or jwks_uri is not None:
+            raise ConfigError(f"{path}: jwks/jwks_uri are only for private_key_jwt clients")
+    grant_types = s.strings("grant_types", ("client_credentials",))
+    for grant in grant_types:
+        if grant not in GRANT_TYPES:
+            raise ConfigError(
+                f"{s.key('grant_types')}: expected values from "
+                f"{', '.join(GRANT_TYPES)}; got {grant!r}"
+            )
+    audiences = s.strings("audiences")
+    for audience in audiences:
+        if not urlsplit(audience).scheme:
+            raise ConfigError(
+                f"{s.key('audiences')}: {audience!r} is not an absolute URI (RFC 8707)"
+            )
+    redirect_uris = s.strings("redirect_uris")
+    dpop_bound = s.boolean("dpop_bound_access_tokens", True)
+    agent = s.boolean("agent", False)
+    if agent and not dpop_bound:
+        raise ConfigError(
+            f"{s.key('dpop_bound_access_tokens')}: must be true for an agent (agent: true); "
+            "agents only ever hold sender-constrained tokens"
+        )
+    client = ClientConfig(
+        client_id=client_id,
+        name=s.string("name"),
+        token_endpoint_auth_method=method,
+        client_secret_hash=secret_hash,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        grant_types=grant_types,
+        scopes=_scopes(s, "scopes"),
+        audiences=audiences,
+        redirect_uris=redirect_uris,
+        dpop_bound_access_tokens=dpop_bound,
+        agent=agent,
+        can_introspect=s.boolean("can_introspect", False),
+    )
+    s.done()
+    return client
+
+
+def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
+    s = _Section(data, path)
+    issuer = _url(s, "issuer", required=True, https_unless_loopback=True)
+    audience = s.string("audience", required=True)
+    jwks_uri = _url(s, "jwks_uri", required=False, https_unless_loopback=True)
+    jwks = _jwks(s, "jwks")
+    if (jwks is None) == (jwks_uri is None):
+        raise ConfigError(f"{path}: needs exactly one of jwks_uri or jwks")
+    s.done()
+    assert issuer is not None and audience is not None
+    return TrustedIssuer(issuer=issuer, audience=audience, jwks_uri=jwks_uri, jwks=jwks)
+
+
+def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>") -> Settings:
+    top = _Section(data, "")
+    issuer = env.get(ENV_ISSUER) or top.string("issuer", required=True)
+    top.seen.add("issuer")
+    assert issuer is not None
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"issuer: expected an http(s) URL without query or fragment, got {issuer!r}"
+        )
+    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+        raise ConfigError("issuer: must use https (RFC 8414 §2); plain http only for localhost")
+    if issuer.endswith("/"):
+        raise ConfigError("issuer: must not end with '/' (it is compared as an exact string)")
+
+    database = top.section("database")
+    database_url = env.get(ENV_DATABASE_URL) or database.string("url", "sqlite:///deputize.db")
+    database.seen.add("url")
+    assert database_url is not None
+    database.done()
+
+    tokens = top.section("tokens")
+    signing_alg = tokens.choice("signing_alg", SIGNING_ALGORITHMS, "ES256")
+    lifetime = tokens.integer("access_token_lifetime", 300, low=10, high=86_400)
+    tokens.done()
+
+    dpop = top.section("dpop")
+    require_nonce = dpop.boolean("require_nonce", True)
+    proof_max_age = dpop.integer("proof_max_age", 60, low=5, high=600)
+    nonce_lifetime = dpop.integer("nonce_lifetime", 300, low=30, high=86_400)
+    dpop.done()
+
+    client_auth = top.section("client_authentication")
+    assertion_max = client_auth.integer("assertion_max_lifetime", 300, low=10, high=3600)
+    client_auth.done()
+
+    keys = top.section("keys")
+    jwks_max_age = keys.integer("jwks_max_age", 300, low=0, high=86_400)
+    refresh = keys.integer("refresh_interval", 30, low=1, high=3600)
+    keys.done()
+
+    http = top.section("http")
+    max_body = http.integer("max_body_bytes", 16 * 1024, low=1024, high=1024 * 1024)
+    http.done()
+
+    raw_clients = top.raw("clients") or []
+    if not isinstance(raw_clients, list):
+        raise ConfigError("clients: expected a list of clients")
+    clients = tuple(parse_client(c, f"clients[{i}]", env) for i, c in enumerate(raw_clients))
+    seen_ids: set[str] = set()
+    for i, client in enumerate(clients):
+        if client.client_id in seen_ids:
+            raise ConfigError(f"clients[{i}].client_id: {client.client_id!r} is defined twice")
+        seen_ids.add(client.client_id)
+
+    raw_issuers = top.raw("trusted_issuers") or []
+    if not isinstance(raw_issuers, list):
+        raise ConfigError("trusted_issuers: expected a list")
+    trusted = tuple(_trusted_issuer(t, f"trusted_issuers[{i}]") for i, t in enumerate(raw_issuers))
+    top.done()
+    return Settings(
+        issuer=issuer,
+        database_url=database_url,
+        signing_alg=signing_alg,
+        access_token_lifetime=lifetime,
+        dpop_require_nonce=require_nonce,
+        dpop_proof_max_age=proof_max_age,
+        dpop_nonce_lifetime=nonce_lifetime,
+        client_assertion_max_lifetime=assertion_max,
+        jwks_max_age=jwks_max_age,
+        key_refresh_interval=refresh,
+        max_body_bytes=max_body,
+        clients=clients,
+        trusted_issuers=trusted,
+        source=source,
+    )
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the YAML file at ``path``; the environment overrides secrets and URLs."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file}: not valid YAML{where}") from None
+    return parse_settings(data, env=os.environ if env is None else env, source=str(file.resolve()))

@@ -1,0 +1,55 @@
+"""Clients registered at runtime.  Clients from the config file never live here."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deputize.server.settings import ClientConfig, ConfigError, parse_client
+from deputize.server.storage.tables import clients
+
+
+def _from_row(metadata_json: str, secret_hash: str | None) -> ClientConfig:
+    data = json.loads(metadata_json)
+    data = {k: v for k, v in data.items() if v is not None}
+    if secret_hash is not None:
+        data["client_secret_hash"] = secret_hash
+    return parse_client(data, f"client {data.get('client_id')!r} in the database", env={})
+
+
+async def get(conn: AsyncConnection, client_id: str) -> ClientConfig | None:
+    row = (
+        await conn.execute(
+            select(clients.c.metadata_json, clients.c.secret_hash).where(
+                clients.c.client_id == client_id
+            )
+        )
+    ).first()
+    return None if row is None else _from_row(row.metadata_json, row.secret_hash)
+
+
+async def list_all(conn: AsyncConnection) -> list[ClientConfig]:
+    rows = await conn.execute(
+        select(clients.c.metadata_json, clients.c.secret_hash).order_by(clients.c.client_id)
+    )
+    return [_from_row(row.metadata_json, row.secret_hash) for row in rows]
+
+
+async def add(conn: AsyncConnection, client: ClientConfig, now: int) -> None:
+    if await get(conn, client.client_id) is not None:
+        raise ConfigError(f"client_id {client.client_id!r} is already registered")
+    await conn.execute(
+        insert(clients).values(
+            client_id=client.client_id,
+            secret_hash=client.client_secret_hash,
+            metadata_json=json.dumps(client.to_record()),
+            created_at=now,
+        )
+    )
+
+
+async def remove(conn: AsyncConnection, client_id: str) -> bool:
+    result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
+    return result.rowcount == 1

@@ -1,0 +1,98 @@
+"""The database handle: an async SQLAlchemy engine, migrations, and one transaction per request.
+
+SQLite (aiosqlite) is the embedded default and PostgreSQL (asyncpg) the shared one; the same
+statements run on both.  Driver calls never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+_LOCK_ID = zlib.crc32(b"deputize-startup")
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.dialect = url.split("+", 1)[0].split(":", 1)[0]
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            # busy timeout: writers queue for the lock instead of failing at once.
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block exits normally, rolled back on an exception."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[AsyncConnection]:
+        """Serialise migrations and key creation when several instances start together."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_ID})")
+                await conn.commit()
+            try:
+                yield conn
+            finally:
+                if self.dialect == "postgresql":
+                    await conn.rollback()
+                    await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_LOCK_ID})")
+                    await conn.commit()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        async with self.startup_lock() as conn:
+            await conn.run_sync(_upgrade)
+            await conn.commit()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("deputize.server") / "migrations")
+    )
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL lets readers run beside the writer; BEGIN IMMEDIATE takes the write lock up front so
+    two request transactions never deadlock upgrading a read lock."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def run(coro: Any) -> Any:
+    """Run a coroutine from synchronous CLI code."""
+    return asyncio.run(coro)
