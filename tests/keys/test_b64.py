@@ -38,7 +38,20 @@ def test_encode_uses_the_url_safe_alphabet() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["Zg==", "Zg=", "Zm9v=", "+/+/", "Zm 9v", "Zm9v\n", " Zm9v", "Zm9vY", "Z", "Zm9v\u00e9", "Zh", "Zm9="],
+    [
+        "Zg==",
+        "Zg=",
+        "Zm9v=",
+        "+/+/",
+        "Zm 9v",
+        "Zm9v\n",
+        " Zm9v",
+        "Zm9vY",
+        "Z",
+        "Zm9v\u00e9",
+        "Zh",
+        "Zm9=",
+    ],
     ids=[
         "rejects two padding characters",
         "rejects one padding character",

@@ -31,7 +31,7 @@ RFC8037 = "rfc8037_a.json"
 MESSAGE = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9"
 
 B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# The order of the P-256 curve's prime field, for building points that are not on it.
+# The prime of P-256's field, for building points that are not on the curve.
 P256_FIELD = 2**256 - 2**224 + 2**192 + 2**96 - 1
 
 
@@ -43,7 +43,8 @@ def rfc7638_jwk(load_vector: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def small_rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    # Deliberately too small: the point is that it is refused.
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
 
 
 def _public_members(jwk: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ owns it: the ``jti`` replay cache (§11.1) and the server-provided ``nonce`` (§
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import time
@@ -35,7 +36,11 @@ _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 def access_token_hash(access_token: str) -> str:
     """The ``ath`` claim (§4.2): base64url SHA-256 of the ASCII access token."""
-    return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
+    try:
+        raw = access_token.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidProofError("access token is not ASCII") from None
+    return b64url_encode(hashlib.sha256(raw).digest())
 
 
 def _normalize_pct(match: re.Match[str]) -> str:
@@ -132,8 +137,9 @@ def verify_proof(
         raise InvalidProofError("DPoP proof htm does not match the request method")
     if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(url):  # check 9
         raise InvalidProofError("DPoP proof htu does not match the request URI")
-    if isinstance(iat, bool) or not isinstance(iat, int):
-        raise InvalidProofError("DPoP proof needs an integer iat")
+    # RFC 7519 NumericDate: a JSON number, possibly fractional; never a bool, NaN or infinity.
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+        raise InvalidProofError("DPoP proof needs a numeric iat")
     if abs(now - iat) > max_age:  # check 11
         raise InvalidProofError("DPoP proof iat is outside the acceptable window")
     nonce = claims.get("nonce")
@@ -149,7 +155,7 @@ def verify_proof(
     if jkt is not None and not secrets.compare_digest(key.thumbprint, jkt):
         # Check 13: the proof key must be the key the token is bound to.
         raise InvalidProofError("DPoP proof key does not match the token's cnf.jkt")
-    return DPoPProof(key=key, jti=jti, iat=iat, nonce=nonce)
+    return DPoPProof(key=key, jti=jti, iat=int(iat), nonce=nonce)
 
 
 def create_proof(

@@ -238,7 +238,10 @@ class SigningKey:
 
     @classmethod
     def from_pem(cls, pem: bytes, alg: str) -> SigningKey:
-        key = serialization.load_pem_private_key(pem, password=None)
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError):
+            raise InvalidKeyError("not an unencrypted PEM private key") from None
         if not isinstance(
             key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
         ):

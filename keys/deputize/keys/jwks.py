@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from deputize.keys.errors import InvalidKeyError, MalformedError
-from deputize.keys.jwk import PublicKey, load_public_jwk
+from deputize.keys.jwk import PRIVATE_MEMBERS, PublicKey, load_public_jwk
 from deputize.keys.jwt import ParsedJWT
 
 
@@ -29,7 +29,7 @@ class KeySet:
 
     @classmethod
     def from_jwks(cls, document: Any, *, max_keys: int = 64) -> KeySet:
-        """Load a JWKS document, skipping keys meant only for encryption or of unknown type."""
+        """Load a JWKS document, skipping encryption keys and key types we cannot use."""
         if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
             raise MalformedError("JWKS must be an object with a 'keys' array")
         entries = document["keys"]
@@ -39,7 +39,13 @@ class KeySet:
         for entry in entries:
             if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
                 continue
-            key = load_public_jwk(entry)  # raises on private members: refuse the whole set
+            if PRIVATE_MEMBERS.intersection(entry):
+                # A publisher leaking private keys is broken: refuse the whole set.
+                raise InvalidKeyError("JWKS contains private key material")
+            try:
+                key = load_public_jwk(entry)
+            except InvalidKeyError:
+                continue  # RFC 7517 §5: skip keys of types or curves we do not support
             kid = entry.get("kid")
             keys.append((kid if isinstance(kid, str) and kid else key.thumbprint, key))
         return cls(keys)

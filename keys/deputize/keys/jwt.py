@@ -9,6 +9,7 @@ calls :meth:`ParsedJWT.verify`.  Claims are checked afterwards with an explicit 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -56,9 +57,14 @@ class ParsedJWT:
         return self.claims
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(b64url_decode(segment))
+        # RFC 7515 §4 / RFC 8259: UTF-8 JSON only; NaN and Infinity are not JSON.
+        value = json.loads(b64url_decode(segment).decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedError(f"JWT {what} is not valid JSON") from None
     if not isinstance(value, dict):
@@ -86,7 +92,8 @@ def parse(
         raise MalformedError("JWT must have three segments")
     header = _json_object(parts[0], "header")
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in algorithms:
+    allowed = {algorithms} if isinstance(algorithms, str) else set(algorithms)
+    if not isinstance(alg, str) or alg not in allowed:
         # Covers alg "none" and every HMAC: neither is ever on an allow-list here.
         raise UnsupportedAlgorithmError(f"alg {alg!r} is not allowed")
     if "crit" in header:
@@ -142,6 +149,8 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidClaimsError(f"{name!r} claim must be a number")
+    if not math.isfinite(value):
+        raise InvalidClaimsError(f"{name!r} claim must be a finite number")
     return float(value)
 
 
@@ -174,7 +183,8 @@ def check_audience(claims: Mapping[str, Any], accepted: Collection[str]) -> None
     values = [aud] if isinstance(aud, str) else aud
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         raise InvalidClaimsError("missing or malformed 'aud' claim")
-    if not set(values).intersection(accepted):
+    wanted = {accepted} if isinstance(accepted, str) else set(accepted)
+    if not wanted.intersection(values):
         raise InvalidClaimsError("token is not intended for this audience")
 
 
