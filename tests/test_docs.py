@@ -1,0 +1,126 @@
+"""The docs stay true: every configuration key is documented, and the quickstart's code runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deputize.keys import SigningKey
+from deputize.server import cli, settings
+from support import LiveServer
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every key path the parser asks for, recorded while it reads a maximal configuration."""
+    seen: set[str] = set()
+    original = settings._Section.raw
+
+    def recording_raw(self: settings._Section, name: str) -> Any:
+        path = re.sub(r"\[\d+\]", "[]", self.key(name))
+        seen.add(path)
+        return original(self, name)
+
+    monkeypatch.setattr(settings._Section, "raw", recording_raw)
+    key = SigningKey.generate()
+    config = {
+        "issuer": "https://auth.example.com",
+        "clients": [
+            {
+                "client_id": "a",
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [key.public_jwk()]},
+            }
+        ],
+        "trusted_issuers": [
+            {
+                "issuer": "https://idp.example.com",
+                "audience": "x",
+                "jwks": {"keys": [key.public_jwk()]},
+            }
+        ],
+    }
+    settings.parse_settings(config, env={})
+    return {path for path in seen if path not in ("clients", "trusted_issuers")} - {
+        "database",
+        "tokens",
+        "dpop",
+        "client_authentication",
+        "keys",
+        "http",
+    }
+
+
+def test_configuration_reference_documents_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    documented = set(
+        re.findall(r"^\| `([a-z_\[\].]+)` \|", (DOCS / "configuration.md").read_text(), re.M)
+    )
+    read = _keys_read_by_parser(monkeypatch)
+    assert read - documented == set(), "keys the parser reads but the reference omits"
+    assert documented - read == set(), "keys the reference documents but the parser ignores"
+
+
+def test_configuration_example_is_valid() -> None:
+    text = (DOCS / "configuration.md").read_text()
+    example = text.split("## A complete example", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    env = {
+        "DEPUTIZE_CLIENT_SECRET_REPORTING_SERVICE": "s" * 40,
+        "DEPUTIZE_CLIENT_SECRET_HTTPS___CALENDAR_EXAMPLE_COM": "c" * 40,
+    }
+    parsed = settings.parse_settings(yaml.safe_load(example), env=env)
+    assert [c.client_id for c in parsed.clients][:2] == ["reporting-service", "scheduling-agent"]
+
+
+def test_quickstart_code_runs(
+    server: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "deputize.yaml"
+    config.write_text(
+        yaml.safe_dump({"issuer": server.url, "database": {"url": server.settings.database_url}})
+    )
+    assert (
+        cli.main(
+            [
+                "clients",
+                "add",
+                "--config",
+                str(config),
+                "--client-id",
+                "reporting",
+                "--scope",
+                "reports:read",
+                "--audience",
+                "https://reports.example.com",
+            ]
+        )
+        == 0
+    )
+    secret = capsys.readouterr().out.strip().splitlines()[-1]
+    quickstart = (DOCS / "quickstart.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", quickstart, re.S)
+    script = tmp_path / "get_token.py"
+    script.write_text(code)
+    env = {
+        **os.environ,
+        "DEPUTIZE_URL": server.url,
+        "CLIENT_ID": "reporting",
+        "CLIENT_SECRET": secret,
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "DPoP reports:read 300"
