@@ -178,7 +178,7 @@ class LiveServer:
         dpop_key: SigningKey | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """A client_credentials request from a standard client, with a DPoP proof if a key is given."""
+        """A client_credentials request from a standard client; with a DPoP proof if given a key."""
         form = {"grant_type": "client_credentials", **(data or {})}
         all_headers = dict(headers or {})
         if client_id == "agent-jwt":

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from support import LiveServer
 
 from deputize.keys import SigningKey
 from deputize.server import cli, settings
+
+from support import LiveServer
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

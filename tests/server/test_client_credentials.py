@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from deputize.keys import KeySet, SigningKey, parse
+
 from support import API, LiveServer
 
 

@@ -10,12 +10,16 @@ import argparse
 import asyncio
 import getpass
 import json
+import re
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from deputize.server.client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret
@@ -90,8 +94,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
+        # handler it found.  A stop on request is a success: make that handler exit with 0.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 # --- init / check-config / migrate --------------------------------------------------------------
@@ -121,6 +133,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _redact(url: str) -> str:
+    # asyncpg also takes the password as a query parameter (?password=...).
+    url = re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
         credentials, _, host = rest.rpartition("@")

@@ -377,6 +377,12 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     database.seen.add("url")
     assert database_url is not None
     database.done()
+    try:  # refuse at check-config what the server could not open
+        async_database_url(database_url)
+    except ConfigError as exc:
+        if env.get(ENV_DATABASE_URL):
+            raise ConfigError(str(exc).replace("database.url", ENV_DATABASE_URL, 1)) from None
+        raise
 
     tokens = top.section("tokens")
     signing_alg = tokens.choice("signing_alg", SIGNING_ALGORITHMS, "ES256")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.settings import ClientConfig, ConfigError, parse_client
@@ -38,16 +39,20 @@ async def list_all(conn: AsyncConnection) -> list[ClientConfig]:
 
 
 async def add(conn: AsyncConnection, client: ClientConfig, now: int) -> None:
-    if await get(conn, client.client_id) is not None:
-        raise ConfigError(f"client_id {client.client_id!r} is already registered")
-    await conn.execute(
-        insert(clients).values(
+    """Register ``client``; ConfigError if its id is taken, also when two adds race."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    result = await conn.execute(
+        insert(clients)
+        .values(
             client_id=client.client_id,
             secret_hash=client.client_secret_hash,
             metadata_json=json.dumps(client.to_record()),
             created_at=now,
         )
+        .on_conflict_do_nothing()
     )
+    if result.rowcount != 1:
+        raise ConfigError(f"client_id {client.client_id!r} is already registered")
 
 
 async def remove(conn: AsyncConnection, client_id: str) -> bool:

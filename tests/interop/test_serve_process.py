@@ -1,0 +1,205 @@
+"""The real thing: ``deputize init``, ``clients add`` and ``serve`` as separate processes, spoken
+to over HTTP the way a deployment would be, then stopped with SIGTERM and started again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from deputize.keys import KeySet, SigningKey, create_proof, parse
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = Path(sys.executable).with_name("deputize")
+API = "https://api.example.com"
+
+
+def _free_port() -> int:
+    """A port that was free a moment ago.
+
+    The issuer must be in the config before the server starts, so ``--port 0`` will not do.
+    Another process could take the port between this close and the server's bind; the server
+    then fails to start and the test fails loudly rather than talking to a stranger.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _environment() -> dict[str, str]:
+    """The test's environment without Deputize overrides, so only the config file speaks."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DEPUTIZE_ISSUER", "DEPUTIZE_DATABASE_URL")
+        and not name.startswith("DEPUTIZE_CLIENT_SECRET_")
+    }
+
+
+def _deputize(cwd: Path, *argv: str) -> str:
+    result = subprocess.run(
+        [str(SCRIPT), *argv],
+        cwd=cwd,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@contextmanager
+def _serve(cwd: Path, config: Path, port: int, log: IO[str]) -> Iterator[subprocess.Popen[str]]:
+    """``deputize serve``; yields once the process has announced its address."""
+    process = subprocess.Popen(
+        [str(SCRIPT), "serve", "--config", str(config), "--port", str(port)],
+        cwd=cwd,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        # Blocks until the server has bound its socket and printed this line, before start-up
+        # work; requests sent from now on wait in the listen backlog until it serves them.
+        line = process.stdout.readline()
+        issuer = f"http://127.0.0.1:{port}"
+        assert line == f"Deputize listening on {issuer} (issuer {issuer})\n"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(timeout=30)
+
+
+def _added_secret(out: str) -> str:
+    lines = out.strip().splitlines()
+    assert lines[-2].startswith("Client secret (shown once")
+    return lines[-1]
+
+
+def _basic(client_id: str, secret: str) -> httpx.BasicAuth:
+    return httpx.BasicAuth(client_id, secret)
+
+
+def _kids(jwks: Any) -> set[str]:
+    return {key["kid"] for key in jwks["keys"]}
+
+
+def test_serve_process_end_to_end(tmp_path: Path) -> None:
+    port = _free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    conf, run = tmp_path / "conf", tmp_path / "run"
+    conf.mkdir()
+    run.mkdir()
+    config = conf / "deputize.yaml"
+
+    out = _deputize(run, "init", "--output", str(config), "--issuer", issuer)
+    assert f"Wrote {config}" in out
+    assert "OK" in _deputize(run, "check-config", str(config))
+    service_secret = _added_secret(
+        _deputize(
+            run,
+            *("clients", "add", "--config", str(config), "--client-id", "e2e-service"),
+            *("--scope", "read", "--audience", API),
+        )
+    )
+    introspector_secret = _added_secret(
+        _deputize(
+            run,
+            "clients",
+            "add",
+            "--config",
+            str(config),
+            "--client-id",
+            "e2e-rs",
+            "--can-introspect",
+        )
+    )
+    # The relative sqlite:///deputize.db of the starter lives next to the config file.
+    assert (conf / "deputize.db").is_file()
+
+    holder = SigningKey.generate("ES256")
+    with (
+        (tmp_path / "serve.log").open("w", encoding="utf-8") as log,
+        _serve(run, config, port, log) as process,
+        httpx.Client(base_url=issuer, timeout=30) as client,
+    ):
+        discovery = client.get("/.well-known/oauth-authorization-server")
+        assert discovery.status_code == 200
+        metadata = discovery.json()
+        assert metadata["issuer"] == issuer
+        assert metadata["token_endpoint"] == f"{issuer}/token"
+        assert metadata["introspection_endpoint"] == f"{issuer}/introspect"
+        jwks = client.get(metadata["jwks_uri"]).json()
+        first_kids = _kids(jwks)
+        assert len(first_kids) == 2  # the active key and the published next key
+
+        # The DPoP nonce dance (RFC 9449 §8): a proof without a nonce earns one.
+        form = {"grant_type": "client_credentials", "scope": "read", "resource": API}
+        auth = _basic("e2e-service", service_secret)
+        endpoint = metadata["token_endpoint"]
+        first = client.post(
+            "/token", data=form, auth=auth, headers={"DPoP": create_proof(holder, "POST", endpoint)}
+        )
+        assert first.status_code == 400, first.text
+        assert first.json()["error"] == "use_dpop_nonce"
+        nonce = first.headers["DPoP-Nonce"]
+        proof = create_proof(holder, "POST", endpoint, nonce=nonce)
+        response = client.post("/token", data=form, auth=auth, headers={"DPoP": proof})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["token_type"], body["scope"]) == ("DPoP", "read")
+        token = body["access_token"]
+
+        parsed = parse(token, algorithms=["ES256"], typ="at+jwt")
+        key = KeySet.from_jwks(jwks).find(parsed)
+        assert key is not None
+        claims = parsed.verify(key)
+        assert (claims["iss"], claims["aud"], claims["client_id"]) == (issuer, API, "e2e-service")
+        assert claims["cnf"] == {"jkt": holder.kid}
+
+        introspected = client.post(
+            "/introspect", data={"token": token}, auth=_basic("e2e-rs", introspector_secret)
+        )
+        assert introspected.status_code == 200, introspected.text
+        assert introspected.json()["active"] is True
+        assert introspected.json()["cnf"] == {"jkt": holder.kid}
+
+        assert _stop(process) == 0
+
+    assert list(run.iterdir()) == []  # nothing was written to the working directory
+
+    # A restart finds the same keys, the same clients and the same ledger in the database.
+    with (
+        (tmp_path / "serve-again.log").open("w", encoding="utf-8") as log,
+        _serve(run, config, port, log) as process,
+        httpx.Client(base_url=issuer, timeout=30) as client,
+    ):
+        assert _kids(client.get("/jwks").json()) == first_kids
+        introspected = client.post(
+            "/introspect", data={"token": token}, auth=_basic("e2e-rs", introspector_secret)
+        )
+        assert introspected.json()["active"] is True
+        assert _stop(process) == 0
