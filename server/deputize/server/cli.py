@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from deputize.server.client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret
 from deputize.server.keyring import RotationError, ensure_keys, published, rotate
@@ -85,6 +86,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     # One line, flushed before start-up work, so scripts (and our tests) can read the address.
     print(f"Deputize listening on http://{shown}:{port} (issuer {settings.issuer})", flush=True)
+    issuer = urlsplit(settings.issuer)
+    if issuer.hostname in ("127.0.0.1", "localhost", "::1") and issuer.port not in (None, port):
+        # Clients sign DPoP proofs for the issuer's URLs: a mismatch here fails every proof.
+        print(
+            f"deputize: warning: issuer {settings.issuer} names port {issuer.port} but the server "
+            f"listens on {port}; set issuer (or DEPUTIZE_ISSUER) to the URL clients use",
+            file=sys.stderr,
+            flush=True,
+        )
     config = uvicorn.Config(
         create_app(settings),
         log_level=args.log_level,
@@ -245,7 +255,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         "client_id": args.client_id,
         "name": args.name,
         "token_endpoint_auth_method": args.auth_method,
-        "grant_types": args.grant_type if args.grant_type is not None else ["client_credentials"],
+        "grant_types": [] if args.no_grant_types else (args.grant_type or ["client_credentials"]),
         "scopes": args.scope or [],
         "audiences": args.audience or [],
         "dpop_bound_access_tokens": not args.allow_bearer,
@@ -453,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--grant-type",
         action="append",
         help="allowed grant type (repeatable; default client_credentials)",
+    )
+    add.add_argument(
+        "--no-grant-types",
+        action="store_true",
+        help="no grant at all: a resource server that only introspects",
     )
     add.add_argument("--scope", action="append", help="allowed scope (repeatable)")
     add.add_argument("--audience", action="append", help="allowed resource URI (repeatable)")
