@@ -10,6 +10,9 @@ from deputize.keys.jwt import string_claim
 from deputize.server.context import ServerContext
 from deputize.server.minting import ACCESS_TOKEN_TYP
 
+#: Allowance for clock skew between instances (as in ``keyring.py``).
+_SKEW = 60
+
 
 def verify_own_token(
     ctx: ServerContext, token: str, *, now: float, allow_expired: bool = False
@@ -29,7 +32,11 @@ def verify_own_token(
             return None
         string_claim(claims, "jti", max_length=64)
         if not allow_expired:
-            check_times(claims, now=now, require_exp=True)
+            # iat (and nbf) get the skew allowance: another instance, its clock a little ahead
+            # of ours, may have minted the token "in our future".  Expiry stays exact.
+            check_times(claims, now=now, leeway=_SKEW, require_exp=True)
+            if now >= claims["exp"]:
+                return None
     except JoseError:
         return None
     return claims
