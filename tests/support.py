@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 import uvicorn
@@ -121,7 +122,9 @@ class LiveServer:
     # --- request helpers ----------------------------------------------------------------------
 
     def basic(self, client_id: str, secret: str | None = None) -> dict[str, str]:
-        raw = f"{client_id}:{secret if secret is not None else SECRETS[client_id]}"
+        # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
+        secret = secret if secret is not None else SECRETS[client_id]
+        raw = f"{quote_plus(client_id)}:{quote_plus(secret)}"
         return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
 
     def assertion(

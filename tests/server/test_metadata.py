@@ -193,12 +193,14 @@ def test_jwks_headers(server_factory: ServerFactory, overrides: Any, max_age: in
         ("{etag}", 304),
         ('"something-else", {etag}', 304),
         ("W/{etag}", 304),
+        ("*", 304),
         ('"something-else"', 200),
     ],
     ids=[
         "the current ETag gets 304",
         "a list holding the current ETag gets 304",
         "the weak form of the current ETag gets 304",
+        "a wildcard gets 304",
         "an ETag that is not current gets the set",
     ],
 )

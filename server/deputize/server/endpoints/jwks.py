@@ -22,6 +22,11 @@ async def jwks(request: Request) -> Response:
         "Cache-Control": f"public, max-age={ctx.settings.jwks_max_age}",
         "ETag": etag,
     }
-    if etag in request.headers.get("if-none-match", ""):
+    # RFC 9110 §13.1.2: a list of entity tags compared weakly (W/ ignored), or "*".
+    wanted = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
+    if etag in wanted or "*" in wanted:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/jwk-set+json", headers=headers)
