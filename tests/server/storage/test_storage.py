@@ -139,14 +139,8 @@ def test_replay_purge_removes_only_expired(database_url: str) -> None:
 
 
 def _token(jti: str, expires_at: int, **extra: Any) -> tokens.TokenRecord:
-    return tokens.TokenRecord(
-        jti=jti,
-        client_id="svc-basic",
-        subject="svc-basic",
-        issued_at=expires_at - 300,
-        expires_at=expires_at,
-        **extra,
-    )
+    fields: dict[str, Any] = {"client_id": "svc-basic", "subject": "svc-basic", **extra}
+    return tokens.TokenRecord(jti=jti, issued_at=expires_at - 300, expires_at=expires_at, **fields)
 
 
 def test_token_record_get_and_revoke(database_url: str) -> None:
@@ -159,10 +153,10 @@ def test_token_record_get_and_revoke(database_url: str) -> None:
             stored = await tokens.get(conn, "jti-bound")
             missing = await tokens.get(conn, "jti-unknown")
         async with db.begin() as conn:
-            first = await tokens.revoke(conn, "jti-bound", NOW + 10)
+            first = await tokens.revoke(conn, NOW + 10, jti="jti-bound")
         async with db.begin() as conn:
-            second = await tokens.revoke(conn, "jti-bound", NOW + 20)
-            unknown = await tokens.revoke(conn, "jti-unknown", NOW + 20)
+            second = await tokens.revoke(conn, NOW + 20, jti="jti-bound")
+            unknown = await tokens.revoke(conn, NOW + 20, jti="jti-unknown")
             revoked = await tokens.get(conn, "jti-bound")
         return {
             "stored": stored,
@@ -176,9 +170,77 @@ def test_token_record_get_and_revoke(database_url: str) -> None:
     result = _run(database_url, scenario)
     assert result["stored"] == bound
     assert result["missing"] is None
-    assert (result["first"], result["second"], result["unknown"]) == (True, False, False)
+    assert (result["first"], result["second"], result["unknown"]) == (1, 0, 0)
     # The second revocation did not move the revocation time.
     assert result["revoked"].revoked_at == NOW + 10
+
+
+def test_revocation_cascades_to_descendants_and_by_criterion(database_url: str) -> None:
+    """alice's chain root -> A -> B, plus an unrelated token: revoking the root takes the
+    whole chain; revoking by task, client and subject each take theirs and their children."""
+    chain = [
+        _token("root", NOW + 300, subject="alice", kind="delegation", task="t1", client_id="A"),
+        _token(
+            "hop1",
+            NOW + 300,
+            subject="alice",
+            kind="delegation",
+            task="t1",
+            client_id="B",
+            parent_jti="root",
+        ),
+        _token(
+            "hop2",
+            NOW + 300,
+            subject="alice",
+            kind="delegation",
+            task="t1",
+            client_id="C",
+            parent_jti="hop1",
+        ),
+        _token("other", NOW + 300, subject="bob", kind="delegation", task="t2", client_id="A"),
+        _token(
+            "other-child",
+            NOW + 300,
+            subject="bob",
+            kind="delegation",
+            client_id="D",
+            parent_jti="other",
+        ),
+    ]
+
+    async def revoked(db: Database) -> set[str]:
+        async with db.begin() as conn:
+            return {t.jti for t in chain if (r := await tokens.get(conn, t.jti)) and r.revoked_at}
+
+    async def scenario(db: Database) -> list[tuple[int, set[str]]]:
+        async with db.begin() as conn:
+            for token in chain:
+                await tokens.record(conn, token)
+        steps = []
+        for criterion in ({"jti": "hop1"}, {"task": "t1"}, {"client_id": "A"}):
+            async with db.begin() as conn:
+                count = await tokens.revoke(conn, NOW, **criterion)
+            steps.append((count, await revoked(db)))
+        return steps
+
+    steps = _run(database_url, scenario)
+    assert steps[0] == (2, {"hop1", "hop2"})
+    assert steps[1] == (1, {"root", "hop1", "hop2"})
+    assert steps[2] == (2, {"root", "hop1", "hop2", "other", "other-child"})
+
+
+def test_handoff_redeems_once(database_url: str) -> None:
+    async def scenario(db: Database) -> list[bool]:
+        async with db.begin() as conn:
+            await tokens.record(conn, _token("h", NOW + 60, kind="handoff"))
+        results = []
+        for _ in range(2):
+            async with db.begin() as conn:
+                results.append(await tokens.redeem(conn, "h", NOW))
+        return results
+
+    assert _run(database_url, scenario) == [True, False]
 
 
 def test_token_purge_removes_only_expired(database_url: str) -> None:

@@ -34,5 +34,5 @@ async def revoke(request: Request) -> Response:
         if claims is not None:
             if claims.get("client_id") != client.client_id:
                 raise UnauthorizedClientError("the token was not issued to this client")
-            await tokens.revoke(conn, claims["jti"], now)
+            await tokens.revoke(conn, now, jti=claims["jti"])
     return Response(status_code=200, headers=NO_STORE)

@@ -7,7 +7,7 @@ store exactly the same thing.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, MetaData, SmallInteger, String, Table, Text
 
 metadata = MetaData()
 
@@ -37,7 +37,10 @@ signing_keys = Table(
     Column("publish_until", BigInteger, nullable=True),
 )
 
-#: Every token Deputize issued, for introspection and revocation (and, later, delegation).
+#: Every token Deputize issued, for introspection, revocation and delegation.  ``kind`` is
+#: ``client`` (a client's own token), ``delegation`` (acts for a subject) or ``handoff`` (a
+#: single-use token one agent passes to another); ``parent_jti`` links a hop to its parent so
+#: revocation cascades; ``actor`` is the current actor; ``task`` flows down the chain.
 issued_tokens = Table(
     "issued_tokens",
     metadata,
@@ -49,10 +52,16 @@ issued_tokens = Table(
     Column("issued_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("kind", String(16), nullable=False, server_default="client"),
+    Column("task", String(128), nullable=True),
+    Column("actor", String(128), nullable=True),
+    Column("redeemed_at", BigInteger, nullable=True),
     Index("ix_issued_tokens_client_id", "client_id"),
     Index("ix_issued_tokens_subject", "subject"),
     Index("ix_issued_tokens_parent_jti", "parent_jti"),
     Index("ix_issued_tokens_expires_at", "expires_at"),
+    Index("ix_issued_tokens_task", "task"),
+    Index("ix_issued_tokens_actor", "actor"),
 )
 
 #: One-time-use identifiers (DPoP proof jti, client assertion jti) until they expire.
@@ -71,4 +80,40 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+#: Append-only audit trail, as several independent hash chains so concurrent transactions do
+#: not all queue on one head row.  Within a chain, ``seq`` counts from 1 without gaps and each
+#: entry's ``hash`` covers its fields and ``prev_hash``, so an edited, deleted or reordered entry
+#: breaks the chain (``deputize audit --verify``).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("chain", SmallInteger, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("client_id", String(128), nullable=True),
+    Column("subject", String(255), nullable=True),
+    Column("actors", Text, nullable=True),
+    Column("task", String(128), nullable=True),
+    Column("jti", String(64), nullable=True),
+    Column("parent_jti", String(64), nullable=True),
+    Column("jkt", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("details", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_subject", "subject"),
+    Index("ix_audit_log_task", "task"),
+)
+
+#: The newest entry of each audit chain; a chain's row is locked while an entry is appended.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("chain", SmallInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )

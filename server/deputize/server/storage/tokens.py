@@ -1,13 +1,15 @@
-"""The ledger of issued tokens: what introspection and revocation consult."""
+"""The ledger of issued tokens: what introspection, revocation and delegation consult."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, Select, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.storage.tables import issued_tokens
+
+CLIENT, DELEGATION, HANDOFF = "client", "delegation", "handoff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,35 +22,92 @@ class TokenRecord:
     jkt: str | None = None
     parent_jti: str | None = None
     revoked_at: int | None = None
+    kind: str = CLIENT
+    task: str | None = None
+    actor: str | None = None
+    redeemed_at: int | None = None
 
 
 async def record(conn: AsyncConnection, token: TokenRecord) -> None:
-    await conn.execute(
-        insert(issued_tokens).values(
-            jti=token.jti,
-            client_id=token.client_id,
-            subject=token.subject,
-            parent_jti=token.parent_jti,
-            jkt=token.jkt,
-            issued_at=token.issued_at,
-            expires_at=token.expires_at,
-            revoked_at=token.revoked_at,
-        )
-    )
+    await conn.execute(insert(issued_tokens).values(**asdict(token)))
 
 
-async def get(conn: AsyncConnection, jti: str) -> TokenRecord | None:
-    row = (await conn.execute(select(issued_tokens).where(issued_tokens.c.jti == jti))).first()
+async def get(conn: AsyncConnection, jti: str, *, lock: bool = False) -> TokenRecord | None:
+    """The ledger row for ``jti``.  ``lock`` takes a share lock (PostgreSQL) so a revocation
+    cannot commit between this read and the caller's commit of a child token."""
+    query = select(issued_tokens).where(issued_tokens.c.jti == jti)
+    if lock:
+        query = query.with_for_update(read=True)
+    row = (await conn.execute(query)).first()
     return None if row is None else TokenRecord(**row._mapping)
 
 
-async def revoke(conn: AsyncConnection, jti: str, now: int) -> bool:
+async def redeem(conn: AsyncConnection, jti: str, now: int) -> bool:
+    """Mark a single-use token as used; False if it was already used or revoked."""
     result = await conn.execute(
         update(issued_tokens)
-        .where(issued_tokens.c.jti == jti, issued_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
+        .where(
+            issued_tokens.c.jti == jti,
+            issued_tokens.c.redeemed_at.is_(None),
+            issued_tokens.c.revoked_at.is_(None),
+        )
+        .values(redeemed_at=now)
     )
     return result.rowcount == 1
+
+
+async def revoke(
+    conn: AsyncConnection,
+    now: int,
+    *,
+    jti: str | None = None,
+    task: str | None = None,
+    client_id: str | None = None,
+    subject: str | None = None,
+) -> int:
+    """Revoke the tokens matching one criterion and every token descended from them.
+
+    Two statements, on purpose: the first marks (and on PostgreSQL locks) the matching rows,
+    waiting for any exchange that holds a share lock on them to commit; the second then sees
+    the children those exchanges created and revokes them too.  Returns how many tokens
+    changed state.
+    """
+    conditions = [
+        column == value
+        for column, value in (
+            (issued_tokens.c.jti, jti),
+            (issued_tokens.c.task, task),
+            (issued_tokens.c.client_id, client_id),
+            (issued_tokens.c.subject, subject),
+        )
+        if value is not None
+    ]
+    if len(conditions) != 1:
+        raise ValueError("revoke by exactly one of jti, task, client_id, subject")
+    (condition,) = conditions
+    first = await conn.execute(
+        update(issued_tokens)
+        .where(condition, issued_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    second = await conn.execute(
+        update(issued_tokens)
+        .where(
+            issued_tokens.c.jti.in_(_descendants(condition)), issued_tokens.c.revoked_at.is_(None)
+        )
+        .values(revoked_at=now)
+    )
+    return first.rowcount + second.rowcount
+
+
+def _descendants(roots: ColumnElement[bool]) -> Select[tuple[str]]:
+    # nesting=True keeps the WITH inside the subquery: a statement that starts with WITH
+    # reports no row count through Python's sqlite3.
+    tree = select(issued_tokens.c.jti).where(roots).cte("tree", recursive=True, nesting=True)
+    tree = tree.union_all(
+        select(issued_tokens.c.jti).where(issued_tokens.c.parent_jti == tree.c.jti)
+    )
+    return select(tree.c.jti)
 
 
 async def purge_expired(conn: AsyncConnection, before: int) -> int:
