@@ -41,6 +41,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
                 "jwks": {"keys": [key.public_jwk()]},
             }
         ],
+        "delegation": {"grants": [{"subject": "alice", "agents": ["a"]}]},
         "trusted_issuers": [
             {
                 "issuer": "https://idp.example.com",
@@ -50,13 +51,14 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         ],
     }
     settings.parse_settings(config, env={})
-    return {path for path in seen if path not in ("clients", "trusted_issuers")} - {
+    return {p for p in seen if p not in ("clients", "trusted_issuers")} - {
         "database",
         "tokens",
         "dpop",
         "client_authentication",
         "keys",
         "http",
+        "delegation",
     }
 
 

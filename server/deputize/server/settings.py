@@ -22,7 +22,8 @@ from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.client_secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
-GRANT_TYPES: Final = ("client_credentials",)
+TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPES: Final = ("client_credentials", TOKEN_EXCHANGE)
 ENV_ISSUER: Final = "DEPUTIZE_ISSUER"
 ENV_DATABASE_URL: Final = "DEPUTIZE_DATABASE_URL"
 ENV_CLIENT_SECRET_PREFIX: Final = "DEPUTIZE_CLIENT_SECRET_"
@@ -51,6 +52,10 @@ class ClientConfig:
     agent: bool = False
     can_introspect: bool = False
     name: str | None = None
+    max_delegation_depth: int | None = None
+    """Deepest chain this client may extend (None: the global ``delegation.max_depth``)."""
+    max_token_lifetime: int | None = None
+    """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -67,7 +72,23 @@ class ClientConfig:
             "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
             "agent": self.agent,
             "can_introspect": self.can_introspect,
+            "max_delegation_depth": self.max_delegation_depth,
+            "max_token_lifetime": self.max_token_lifetime,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DelegationGrant:
+    """A configured authorisation: ``subject`` lets ``agents`` act for them (rule 4 of the
+    delegation contract), until consent recorded at sign-in replaces it."""
+
+    subject: str
+    """The user's ``sub``; ``*`` for every user."""
+    agents: tuple[str, ...]
+    issuer: str | None = None
+    """Only users from this trusted issuer (None: any trusted issuer, or Deputize itself)."""
+    scopes: tuple[str, ...] | None = None
+    """Cap on the scopes these agents may hold for the user (None: no extra cap)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +116,10 @@ class Settings:
     max_body_bytes: int = 16 * 1024
     clients: tuple[ClientConfig, ...] = ()
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    delegation_max_depth: int = 4
+    handoff_lifetime: int = 60
+    forbidden_agent_scopes: tuple[str, ...] = ()
+    delegation_grants: tuple[DelegationGrant, ...] = ()
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -339,9 +364,30 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         dpop_bound_access_tokens=dpop_bound,
         agent=agent,
         can_introspect=s.boolean("can_introspect", False),
+        max_delegation_depth=_optional_int(s, "max_delegation_depth", low=0, high=16),
+        max_token_lifetime=_optional_int(s, "max_token_lifetime", low=10, high=86_400),
     )
     s.done()
     return client
+
+
+def _optional_int(section: _Section, name: str, *, low: int, high: int) -> int | None:
+    if section.raw(name) is None:
+        return None
+    return section.integer(name, low, low=low, high=high)
+
+
+def _delegation_grant(data: Any, path: str) -> DelegationGrant:
+    s = _Section(data, path)
+    subject = s.string("subject", required=True)
+    agents = s.strings("agents")
+    if not agents:
+        raise ConfigError(f"{s.key('agents')}: required, expected a list of agent client_ids")
+    issuer = _url(s, "issuer", required=False, https_unless_loopback=True)
+    scopes = _scopes(s, "scopes") if s.raw("scopes") is not None else None
+    s.done()
+    assert subject is not None
+    return DelegationGrant(subject=subject, agents=agents, issuer=issuer, scopes=scopes)
 
 
 def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
@@ -408,6 +454,18 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     max_body = http.integer("max_body_bytes", 16 * 1024, low=1024, high=1024 * 1024)
     http.done()
 
+    delegation = top.section("delegation")
+    max_depth = delegation.integer("max_depth", 4, low=1, high=16)
+    handoff_lifetime = delegation.integer("handoff_lifetime", 60, low=5, high=600)
+    forbidden = _scopes(delegation, "forbidden_agent_scopes")
+    raw_grants = delegation.raw("grants") or []
+    if not isinstance(raw_grants, list):
+        raise ConfigError("delegation.grants: expected a list")
+    grants = tuple(
+        _delegation_grant(g, f"delegation.grants[{i}]") for i, g in enumerate(raw_grants)
+    )
+    delegation.done()
+
     raw_clients = top.raw("clients") or []
     if not isinstance(raw_clients, list):
         raise ConfigError("clients: expected a list of clients")
@@ -437,6 +495,10 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         max_body_bytes=max_body,
         clients=clients,
         trusted_issuers=trusted,
+        delegation_max_depth=max_depth,
+        handoff_lifetime=handoff_lifetime,
+        forbidden_agent_scopes=forbidden,
+        delegation_grants=grants,
         source=source,
     )
 

@@ -1,0 +1,172 @@
+"""The audit trail: append-only, hash-chained, written in the transaction of the decision.
+
+Entries are spread over ``AUDIT_CHAINS`` independent chains so concurrent requests do not all
+wait on one head row; each chain is a gap-free sequence where every entry's hash covers its
+fields and the previous entry's hash.  Editing, deleting or reordering an entry — or dropping
+the newest ones — breaks its chain, which :func:`verify` reports.  (Anyone able to rewrite the
+whole table can also recompute the hashes: record the heads :func:`verify` prints somewhere
+else to anchor them.)
+
+Entries hold identifiers only — client IDs, subjects, ``jti`` values, key thumbprints — never
+a secret or a whole token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deputize.server.storage.tables import audit_heads, audit_log
+
+AUDIT_CHAINS: Final = 16
+GENESIS: Final = "0" * 64
+
+# Event names.
+TOKEN_ISSUED: Final = "token_issued"
+TOKEN_REFUSED: Final = "token_refused"
+EXCHANGE_REFUSED: Final = "exchange_refused"
+CLIENT_AUTH_FAILED: Final = "client_auth_failed"
+TOKEN_REVOKED: Final = "token_revoked"
+KEY_ROTATED: Final = "key_rotated"
+
+_FIELDS: Final = (
+    "chain", "seq", "at", "event", "client_id", "subject", "actors", "task", "jti",
+    "parent_jti", "jkt", "reason", "details",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    event: str
+    client_id: str | None = None
+    subject: str | None = None
+    actors: Sequence[str] = ()
+    task: str | None = None
+    jti: str | None = None
+    parent_jti: str | None = None
+    jkt: str | None = None
+    reason: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _digest(prev_hash: str, row: Mapping[str, Any]) -> str:
+    payload = json.dumps([row[name] for name in _FIELDS], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_hash}|{payload}".encode()).hexdigest()
+
+
+async def append(conn: AsyncConnection, event: AuditEvent, now: int) -> None:
+    """Add ``event`` to one of the chains, inside the caller's transaction."""
+    chain = random.randrange(AUDIT_CHAINS)  # noqa: S311 - load spreading, not security
+    head = (
+        await conn.execute(
+            select(audit_heads.c.seq, audit_heads.c.hash)
+            .where(audit_heads.c.chain == chain)
+            .with_for_update()
+        )
+    ).one()
+    row: dict[str, Any] = {
+        "chain": chain,
+        "seq": head.seq + 1,
+        "at": now,
+        "event": event.event,
+        "client_id": event.client_id,
+        "subject": event.subject,
+        "actors": " ".join(event.actors) or None,
+        "task": event.task,
+        "jti": event.jti,
+        "parent_jti": event.parent_jti,
+        "jkt": event.jkt,
+        "reason": event.reason,
+        "details": json.dumps(dict(event.details), sort_keys=True) if event.details else None,
+    }
+    digest = _digest(head.hash, row)
+    await conn.execute(insert(audit_log).values(**row, prev_hash=head.hash, hash=digest))
+    await conn.execute(
+        update(audit_heads).where(audit_heads.c.chain == chain).values(seq=row["seq"], hash=digest)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    entries: int
+    problems: list[str]
+    heads: dict[int, str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def verify(conn: AsyncConnection) -> Verification:
+    """Walk every chain and recompute every hash."""
+    problems: list[str] = []
+    heads: dict[int, str] = {}
+    count = 0
+    head_rows = (await conn.execute(select(audit_heads).order_by(audit_heads.c.chain))).all()
+    for head in head_rows:
+        prev_hash, expected_seq = GENESIS, 1
+        rows = await conn.execute(
+            select(audit_log).where(audit_log.c.chain == head.chain).order_by(audit_log.c.seq)
+        )
+        for entry in rows:
+            data: dict[str, Any] = dict(entry._mapping)
+            count += 1
+            where = f"chain {head.chain} entry {data['seq']}"
+            if data["seq"] != expected_seq:
+                problems.append(f"{where}: expected entry {expected_seq} (deleted or reordered)")
+            if data["prev_hash"] != prev_hash:
+                problems.append(f"{where}: does not follow the previous entry")
+            if _digest(data["prev_hash"], data) != data["hash"]:
+                problems.append(f"{where}: contents do not match its hash (edited)")
+            prev_hash, expected_seq = data["hash"], data["seq"] + 1
+        if (head.seq, head.hash) != (expected_seq - 1, prev_hash):
+            problems.append(f"chain {head.chain}: newest entries missing (head is {head.seq})")
+        heads[head.chain] = head.hash
+    return Verification(entries=count, problems=problems, heads=heads)
+
+
+async def query(
+    conn: AsyncConnection,
+    *,
+    subject: str | None = None,
+    actor: str | None = None,
+    task: str | None = None,
+    since: int | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Entries matching every given filter, oldest first.  ``actor`` matches the acting client
+    or any actor in the chain."""
+    stmt = select(audit_log)
+    if subject is not None:
+        stmt = stmt.where(audit_log.c.subject == subject)
+    if task is not None:
+        stmt = stmt.where(audit_log.c.task == task)
+    if since is not None:
+        stmt = stmt.where(audit_log.c.at >= since)
+    if actor is not None:
+        stmt = stmt.where(
+            (audit_log.c.client_id == actor)
+            | (audit_log.c.actors == actor)
+            | audit_log.c.actors.like(f"{_like(actor)} %", escape="\\")
+            | audit_log.c.actors.like(f"% {_like(actor)}", escape="\\")
+            | audit_log.c.actors.like(f"% {_like(actor)} %", escape="\\")
+        )
+    stmt = stmt.order_by(audit_log.c.at, audit_log.c.chain, audit_log.c.seq).limit(limit)
+    result = []
+    for row in await conn.execute(stmt):
+        entry = dict(row._mapping)
+        entry["actors"] = entry["actors"].split(" ") if entry["actors"] else []
+        entry["details"] = json.loads(entry["details"]) if entry["details"] else {}
+        result.append(entry)
+    return result
+
+
+def _like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
