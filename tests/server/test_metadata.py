@@ -60,7 +60,10 @@ def test_metadata_is_served_at_both_well_known_paths(server: LiveServer, path: s
 
 def test_metadata_advertises_exactly_what_is_implemented(server: LiveServer) -> None:
     document = metadata(server)
-    assert document["grant_types_supported"] == ["client_credentials"]
+    assert document["grant_types_supported"] == [
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]
     # RFC 8414 §2 makes response_types_supported REQUIRED, but Deputize has no authorization
     # endpoint yet, so it supports no response type: the honest value is the empty list.
     assert document["response_types_supported"] == []

@@ -92,6 +92,14 @@ class DPoPProof:
     jti: str
     iat: int
     nonce: str | None
+    ath: str | None = None
+    """The proof's access token hash, for callers that learn which token it covers later."""
+
+    def covers(self, access_token: str) -> bool:
+        """Whether ``ath`` is the hash of ``access_token`` (RFC 9449 §4.3 check 12)."""
+        return self.ath is not None and secrets.compare_digest(
+            self.ath, access_token_hash(access_token)
+        )
 
     @property
     def jkt(self) -> str:
@@ -155,7 +163,10 @@ def verify_proof(
     if jkt is not None and not secrets.compare_digest(key.thumbprint, jkt):
         # Check 13: the proof key must be the key the token is bound to.
         raise InvalidProofError("DPoP proof key does not match the token's cnf.jkt")
-    return DPoPProof(key=key, jti=jti, iat=int(iat), nonce=nonce)
+    ath = claims.get("ath")
+    return DPoPProof(
+        key=key, jti=jti, iat=int(iat), nonce=nonce, ath=ath if isinstance(ath, str) else None
+    )
 
 
 def create_proof(

@@ -70,6 +70,7 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         remote_jwks=RemoteJWKS(http),
         http=http,
         static_clients={client.client_id: client for client in settings.clients},
+        trusted_issuers={issuer.issuer: issuer for issuer in settings.trusted_issuers},
         clock=clock,
     )
     return ctx

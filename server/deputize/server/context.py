@@ -12,7 +12,7 @@ from deputize.keys import KeySet
 from deputize.server.dpop_state import NonceSource
 from deputize.server.keyring import Keyring
 from deputize.server.remote_jwks import RemoteJWKS
-from deputize.server.settings import ClientConfig, Settings
+from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
 from deputize.server.storage.database import Database
 
 
@@ -25,6 +25,7 @@ class ServerContext:
     remote_jwks: RemoteJWKS
     http: httpx.AsyncClient
     static_clients: Mapping[str, ClientConfig]
+    trusted_issuers: Mapping[str, TrustedIssuer]
     clock: Callable[[], float] = time.time
     #: Inline client JWKS parsed once per client (config is immutable for the process's life).
     inline_jwks: dict[str, KeySet] = field(default_factory=dict)

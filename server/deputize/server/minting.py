@@ -1,4 +1,5 @@
-"""Minting RFC 9068 JWT access tokens and recording them in the ledger."""
+"""Minting RFC 9068 JWT access tokens: signed, recorded in the ledger and audited, all in the
+transaction of the request that asked for them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import sign
+from deputize.keys.chain import Chain
 from deputize.server.keyring import Keyring
-from deputize.server.storage import tokens
-from deputize.server.storage.tokens import TokenRecord
+from deputize.server.storage import audit, tokens
+from deputize.server.storage.tokens import CLIENT, TokenRecord
 
 #: RFC 9068 §2.1: the media type of JWT access tokens, in its short form.
 ACCESS_TOKEN_TYP: Final = "at+jwt"
@@ -32,46 +34,72 @@ async def mint_access_token(
     keyring: Keyring,
     *,
     issuer: str,
-    subject: str,
+    chain: Chain,
     client_id: str,
     audience: Sequence[str],
     scopes: Sequence[str],
     now: int,
-    lifetime: int,
+    expires_at: int,
     jkt: str | None,
+    kind: str = CLIENT,
     parent_jti: str | None = None,
+    task: str | None = None,
+    ledger_client: str | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> MintedToken:
-    """Sign the token and record it in the same transaction as the rest of the request."""
+    """Sign the token, record it (``ledger_client`` defaults to ``client_id``) and audit it."""
     jti = secrets.token_urlsafe(24)
-    exp = now + lifetime
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are required; scope per §2.2.3.
     claims: dict[str, Any] = {
         "iss": issuer,
-        "sub": subject,
+        "sub": chain.subject,
         "aud": audience[0] if len(audience) == 1 else list(audience),
         "client_id": client_id,
         "iat": now,
-        "exp": exp,
+        "exp": expires_at,
         "jti": jti,
     }
     if scopes:
         claims["scope"] = " ".join(scopes)
+    act = chain.act_claim()
+    if act is not None:
+        claims["act"] = act  # RFC 8693 §4.1: the current actor outermost
     if jkt is not None:
         claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
+    if task is not None:
+        claims["task"] = task
     if extra_claims:
         claims.update(extra_claims)
     token = sign(claims, keyring.view.active, typ=ACCESS_TOKEN_TYP)
+    holder = ledger_client or client_id
     await tokens.record(
         conn,
         TokenRecord(
             jti=jti,
-            client_id=client_id,
-            subject=subject,
+            client_id=holder,
+            subject=chain.subject,
             issued_at=now,
-            expires_at=exp,
+            expires_at=expires_at,
             jkt=jkt,
             parent_jti=parent_jti,
+            kind=kind,
+            task=task,
+            actor=chain.current_actor,
         ),
     )
-    return MintedToken(token=token, jti=jti, issued_at=now, expires_at=exp, claims=claims)
+    await audit.append(
+        conn,
+        audit.AuditEvent(
+            event=audit.TOKEN_ISSUED,
+            client_id=holder,
+            subject=chain.subject,
+            actors=chain.actors,
+            task=task,
+            jti=jti,
+            parent_jti=parent_jti,
+            jkt=jkt,
+            details={"kind": kind, "scope": " ".join(scopes), "aud": list(audience)},
+        ),
+        now,
+    )
+    return MintedToken(token=token, jti=jti, issued_at=now, expires_at=expires_at, claims=claims)

@@ -38,6 +38,7 @@ class Grant(Protocol):
 
 def registry() -> Mapping[str, Grant]:
     from deputize.server.grants.client_credentials import ClientCredentialsGrant
+    from deputize.server.grants.token_exchange import TokenExchangeGrant
 
-    grants: list[Grant] = [ClientCredentialsGrant()]
+    grants: list[Grant] = [ClientCredentialsGrant(), TokenExchangeGrant()]
     return {grant.grant_type: grant for grant in grants}

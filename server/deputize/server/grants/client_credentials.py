@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from deputize.keys.chain import Chain
 from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
 from deputize.server.scopes import parse_scope, select_audience, select_scopes
@@ -29,12 +30,12 @@ class ClientCredentialsGrant:
             request.conn,
             request.ctx.keyring,
             issuer=settings.issuer,
-            subject=client.client_id,
+            chain=Chain(client.client_id),
             client_id=client.client_id,
             audience=audience,
             scopes=scopes,
             now=request.now,
-            lifetime=settings.access_token_lifetime,
+            expires_at=request.now + settings.access_token_lifetime,
             jkt=jkt,
         )
         response: dict[str, Any] = {

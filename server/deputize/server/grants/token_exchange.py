@@ -1,0 +1,243 @@
+"""RFC 8693 token exchange: delegation, never impersonation, one attenuated key-bound hop at a time.
+
+The contract this enforces is ``docs/delegation.md``.  In short, for each exchange:
+
+1. Whoever presents a sender-constrained subject token proves its key: the request's DPoP
+   proof must be signed by the key in the token's ``cnf.jkt`` and carry ``ath`` for it.
+2. The new token is bound to the key of the party that will present it: the requester's proof
+   key, or the actor's key when the requester delegates to an ``actor_token`` in one call.
+3. ``audience`` naming a registered client makes a hand-off token for that client instead:
+   short-lived, single-use, redeemable only by that client with its own key.
+4. A person's unbound token starts a chain only for agents the person authorised.
+
+Scope, audience, lifetime and depth only ever shrink (``deputize.keys.chain``).
+No refresh token is issued: an agent re-exchanges from its parent, so revoking the parent
+stops the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from deputize.keys import JoseError
+from deputize.keys.chain import (
+    AttenuationError,
+    Chain,
+    attenuate_audience,
+    attenuate_expiry,
+    attenuate_scopes,
+)
+from deputize.server.client_auth import find_client
+from deputize.server.delegation_policy import authorise
+from deputize.server.errors import (
+    InvalidDPoPProofError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTargetError,
+    OAuthError,
+)
+from deputize.server.grants import TokenRequest
+from deputize.server.minting import mint_access_token
+from deputize.server.scopes import parse_scope
+from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig
+from deputize.server.storage import tokens
+from deputize.server.storage.tokens import DELEGATION, HANDOFF
+from deputize.server.subject_tokens import (
+    ACCESS_TOKEN_TYPE,
+    EXTERNAL,
+    JWT_TYPE,
+    SubjectToken,
+    read_actor,
+    read_subject,
+)
+
+_MAX_TASK = 128
+_ERRORS: Mapping[str, type[OAuthError]] = {
+    "invalid_scope": InvalidScopeError,
+    "invalid_target": InvalidTargetError,
+    "invalid_grant": InvalidGrantError,
+}
+
+
+def _refuse(exc: AttenuationError) -> OAuthError:
+    return _ERRORS.get(exc.error, InvalidRequestError)(exc.description)
+
+
+class TokenExchangeGrant:
+    grant_type: ClassVar[str] = TOKEN_EXCHANGE
+    repeatable: ClassVar[frozenset[str]] = frozenset({"resource", "audience"})
+
+    async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
+        try:
+            return await self._exchange(request)
+        except AttenuationError as exc:
+            raise _refuse(exc) from None
+        except JoseError as exc:
+            raise InvalidGrantError(exc.description) from None
+
+    async def _exchange(self, request: TokenRequest) -> Mapping[str, Any]:
+        ctx, conn, form, client, now = (
+            request.ctx, request.conn, request.form, request.client, request.now
+        )  # fmt: skip
+        settings = ctx.settings
+        proof = request.proof
+        if proof is None:
+            raise InvalidRequestError("token exchange needs a DPoP proof: every hop is key-bound")
+        if form.get("requested_token_type") not in (None, ACCESS_TOKEN_TYPE, JWT_TYPE):
+            raise InvalidRequestError("only access tokens can be requested")
+        subject_token = form.require("subject_token")
+        subject = await read_subject(
+            ctx, conn, subject_token, form.require("subject_token_type"), now
+        )
+
+        # Rule 1: a bound subject token is presented by its key holder, for this very token.
+        if subject.jkt is not None and (
+            proof.jkt != subject.jkt or not proof.covers(subject_token)
+        ):
+            raise InvalidDPoPProofError(
+                "the DPoP proof must be signed by the subject token's key and carry its ath"
+            )
+
+        targets = form.get_all("audience") + form.get_all("resource")
+        recipients = [t for t in targets if await _is_agent(request, t)]
+        resources = [t for t in targets if t not in recipients]
+        actor_token = form.get("actor_token")
+        if form.get("actor_token_type") is not None and actor_token is None:
+            raise InvalidRequestError("actor_token_type without actor_token")
+        if recipients and (len(recipients) > 1 or actor_token is not None):
+            raise InvalidRequestError("hand off to exactly one client, without an actor_token")
+
+        chain = subject.chain
+        holder: ClientConfig = client
+        jkt = proof.jkt
+        caps: list[Sequence[str] | None] = []
+        if subject.kind == HANDOFF:
+            # Rule 3, redemption: only the named client, once, with its own key.
+            if subject.holder != client.client_id or recipients or actor_token is not None:
+                raise InvalidGrantError("this hand-off token is for another client")
+            assert subject.jti is not None
+            if not await tokens.redeem(conn, subject.jti, now):
+                raise InvalidGrantError("this hand-off token has already been used")
+            chain = self._extend(chain, client, request)
+        elif subject.kind == DELEGATION:
+            if subject.holder != client.client_id:
+                raise InvalidGrantError("only the holder of a delegated token may exchange it")
+        else:  # a person's token from a trusted issuer: the requester starts acting for them
+            chain = self._extend(chain, client, request)
+            if subject.jkt is None:
+                caps.append(authorise(settings, subject, client.client_id))
+        if actor_token is not None:
+            # Rule 2: delegate in one call to the actor whose own bound token is presented.
+            actor = await read_actor(ctx, conn, actor_token, form.get("actor_token_type"), now)
+            actor_client = await _client(request, actor.client_id)
+            chain = self._extend(chain, actor_client, request)
+            if subject.kind == EXTERNAL and subject.jkt is None:
+                caps.append(authorise(settings, subject, actor.client_id))
+            holder, jkt = actor_client, actor.jkt
+        recipient = await _client(request, recipients[0]) if recipients else None
+        if recipient is not None:
+            # The recipient must be able to take the next hop (no cycle, depth left): check now.
+            self._extend(chain, recipient, request)
+
+        scopes = self._scopes(request, subject, holder, recipient, caps)
+        audience = self._audience(subject, holder, recipient, resources)
+        lifetime = settings.handoff_lifetime if recipient else settings.access_token_lifetime
+        ceiling = (recipient or holder).max_token_lifetime
+        exp = attenuate_expiry(subject.exp, now=now, lifetime=lifetime, ceiling=ceiling)
+        task = self._task(subject, form.get("task"))
+
+        if recipient is not None:
+            minted = await mint_access_token(
+                conn, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=client.client_id,
+                audience=[recipient.client_id], scopes=scopes, now=now, expires_at=exp, jkt=None,
+                kind=HANDOFF, parent_jti=subject.jti, task=task, ledger_client=recipient.client_id,
+                extra_claims={"resources": audience},
+            )  # fmt: skip
+            token_type = "N_A"  # RFC 8693 §2.2.1: not usable at a resource server
+        else:
+            minted = await mint_access_token(
+                conn, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=holder.client_id,
+                audience=audience, scopes=scopes, now=now, expires_at=exp, jkt=jkt,
+                kind=DELEGATION, parent_jti=subject.jti, task=task,
+            )  # fmt: skip
+            token_type = "DPoP"
+        response: dict[str, Any] = {
+            "access_token": minted.token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,  # RFC 8693 §2.2.1
+            "token_type": token_type,
+            "expires_in": exp - now,
+        }
+        if scopes:
+            response["scope"] = " ".join(scopes)
+        return response
+
+    @staticmethod
+    def _extend(chain: Chain, client: ClientConfig, request: TokenRequest) -> Chain:
+        settings = request.ctx.settings
+        depth = settings.delegation_max_depth
+        if client.max_delegation_depth is not None:
+            depth = min(depth, client.max_delegation_depth)
+        return chain.extend(client.client_id, max_depth=depth)
+
+    @staticmethod
+    def _scopes(
+        request: TokenRequest,
+        subject: SubjectToken,
+        holder: ClientConfig,
+        recipient: ClientConfig | None,
+        caps: list[Sequence[str] | None],
+    ) -> list[str]:
+        settings = request.ctx.settings
+        allowed = set(holder.scopes)
+        if recipient is not None:
+            allowed &= set(recipient.scopes)
+        forbidden = set()
+        if holder.agent or (recipient is not None and recipient.agent):
+            forbidden = set(settings.forbidden_agent_scopes)
+        parent = subject.scopes if subject.scopes is not None else list(holder.scopes)
+        for cap in caps:
+            if cap is not None:  # a configured grant's limit on what the agent may hold
+                parent = [s for s in parent if s in cap]
+        requested = parse_scope(request.form.get("scope"))
+        return attenuate_scopes(parent, requested, allowed=allowed, forbidden=forbidden)
+
+    @staticmethod
+    def _audience(
+        subject: SubjectToken,
+        holder: ClientConfig,
+        recipient: ClientConfig | None,
+        requested: list[str],
+    ) -> list[str]:
+        parent = subject.audience if subject.audience is not None else list(holder.audiences)
+        for party in (holder, recipient):
+            if party is not None and party.audiences:
+                parent = [a for a in parent if a in party.audiences]
+        audience = attenuate_audience(parent, requested)
+        if not audience:
+            raise InvalidTargetError("no audience is left that this client may receive")
+        return audience
+
+    @staticmethod
+    def _task(subject: SubjectToken, requested: str | None) -> str | None:
+        """The task flows down the chain; it can be named once, at the first hop that has none."""
+        if requested is None:
+            return subject.task
+        if not requested.isprintable() or len(requested) > _MAX_TASK:
+            raise InvalidRequestError("task must be printable and at most 128 characters")
+        if subject.task is not None and requested != subject.task:
+            raise InvalidRequestError("the task is fixed by the parent token")
+        return requested
+
+
+async def _is_agent(request: TokenRequest, value: str) -> bool:
+    client = await find_client(request.ctx, request.conn, value)
+    return client is not None and client.agent
+
+
+async def _client(request: TokenRequest, client_id: str) -> ClientConfig:
+    client = await find_client(request.ctx, request.conn, client_id)
+    if client is None:
+        raise InvalidGrantError(f"{client_id!r} is not a registered client")
+    return client

@@ -1,0 +1,203 @@
+"""Reading the tokens a token exchange presents (RFC 8693 §2.1): what they prove and allow.
+
+A subject token is one of
+- an access token Deputize issued: a delegation token (its holder re-exchanges or delegates
+  further) or a hand-off token (its named recipient redeems it); a client's own token is never
+  a subject, because it speaks for the client, not for a person;
+- a JWT or ID token from a configured trusted issuer: a person at the root of a new chain.
+
+An actor token names the party that will act: it must be that client's own, DPoP-bound token.
+Every failure is ``invalid_grant`` — the presented grant is not usable — with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deputize.keys import (
+    SUPPORTED_ALGORITHMS,
+    JoseError,
+    KeySet,
+    check_audience,
+    check_times,
+    parse,
+)
+from deputize.keys.chain import Chain, audience_list, parse_chain, scope_list
+from deputize.keys.jwt import normalize_typ
+from deputize.server.context import ServerContext
+from deputize.server.errors import InvalidGrantError, InvalidRequestError
+from deputize.server.own_tokens import verify_own_token
+from deputize.server.remote_jwks import JWKSFetchError
+from deputize.server.storage import tokens
+from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF
+
+ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
+JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
+ID_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:id_token"
+EXTERNAL: Final = "external"
+#: Clock allowance for tokens from other issuers.
+_LEEWAY: Final = 30
+_EXTERNAL_TYPS: Final = {JWT_TYPE: {"", "jwt", "at+jwt"}, ID_TOKEN_TYPE: {"", "jwt"}}
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectToken:
+    kind: str
+    """``external``, ``delegation`` or ``handoff``."""
+    chain: Chain
+    exp: int
+    scopes: list[str] | None
+    """Scope ceiling; None for an external token that states no scope."""
+    audience: list[str] | None
+    """Audience ceiling for the next hop; None for an external token (the holder's own)."""
+    jkt: str | None
+    jti: str | None
+    """Ledger jti of a Deputize token (the new token's parent); None for external tokens."""
+    holder: str | None
+    """The client that may present a Deputize token: its holder, or a hand-off's recipient."""
+    task: str | None
+    issuer: str
+    may_act: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActorToken:
+    client_id: str
+    jkt: str
+
+
+def _jkt(claims: Mapping[str, Any]) -> str | None:
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    if not isinstance(jkt, str):
+        raise InvalidGrantError("token has a malformed cnf claim")
+    return jkt
+
+
+async def _own(
+    ctx: ServerContext, conn: AsyncConnection, token: str, now: int, *, what: str
+) -> tuple[Mapping[str, Any], tokens.TokenRecord]:
+    claims = verify_own_token(ctx, token, now=now)
+    if claims is None:
+        raise InvalidGrantError(f"{what} is invalid, expired or not issued by this server")
+    # Lock the parent row until commit: a concurrent revocation either lands before this read
+    # (and we refuse) or waits for our commit (and then revokes the child too).
+    record = await tokens.get(conn, claims["jti"], lock=True)
+    if record is None or record.revoked_at is not None:
+        raise InvalidGrantError(f"{what} has been revoked")
+    return claims, record
+
+
+async def read_subject(
+    ctx: ServerContext, conn: AsyncConnection, token: str, token_type: str, now: int
+) -> SubjectToken:
+    if token_type == ACCESS_TOKEN_TYPE:
+        return await _read_own_subject(ctx, conn, token, now)
+    if token_type in _EXTERNAL_TYPS:
+        return await _read_external(ctx, token, token_type, now)
+    raise InvalidRequestError(f"unsupported subject_token_type {token_type!r}")
+
+
+async def _read_own_subject(
+    ctx: ServerContext, conn: AsyncConnection, token: str, now: int
+) -> SubjectToken:
+    claims, record = await _own(ctx, conn, token, now, what="subject token")
+    if record.kind == CLIENT:
+        raise InvalidGrantError(
+            "a client's own token cannot be exchanged: it acts for the client, not for a person"
+        )
+    try:
+        chain = parse_chain(claims)
+        scopes = scope_list(claims)
+        audience = (
+            [a for a in claims.get("resources", []) if isinstance(a, str)]
+            if record.kind == HANDOFF
+            else audience_list(claims)
+        )
+    except JoseError as exc:
+        raise InvalidGrantError(f"subject token is malformed: {exc.description}") from None
+    return SubjectToken(
+        kind=DELEGATION if record.kind == DELEGATION else HANDOFF,
+        chain=chain,
+        exp=int(claims["exp"]),
+        scopes=scopes,
+        audience=audience,
+        jkt=_jkt(claims),
+        jti=record.jti,
+        holder=record.client_id,
+        task=record.task,
+        issuer=ctx.settings.issuer,
+    )
+
+
+async def _issuer_keys(ctx: ServerContext, issuer: str, *, refresh: bool) -> KeySet:
+    trusted = ctx.trusted_issuers[issuer]
+    if trusted.jwks is not None:
+        keys = ctx.inline_jwks.get(f"issuer:{issuer}")
+        if keys is None:
+            keys = ctx.inline_jwks[f"issuer:{issuer}"] = KeySet.from_jwks(trusted.jwks)
+        return keys
+    assert trusted.jwks_uri is not None
+    try:
+        return await ctx.remote_jwks.get(trusted.jwks_uri, now=ctx.clock(), refresh=refresh)
+    except JWKSFetchError as exc:
+        raise InvalidGrantError(
+            "the subject token's issuer keys are unavailable", debug=str(exc)
+        ) from None
+
+
+async def _read_external(ctx: ServerContext, token: str, token_type: str, now: int) -> SubjectToken:
+    try:
+        parsed = parse(token, algorithms=SUPPORTED_ALGORITHMS, typ=None)
+        typ = parsed.header.get("typ", "")
+        if not isinstance(typ, str) or normalize_typ(typ) not in _EXTERNAL_TYPS[token_type]:
+            raise InvalidGrantError("subject token has an unexpected typ")
+        iss = parsed.claims.get("iss")
+        if not isinstance(iss, str) or iss not in ctx.trusted_issuers:
+            raise InvalidGrantError("subject token is not from a trusted issuer")
+        key = (await _issuer_keys(ctx, iss, refresh=False)).find(parsed)
+        if key is None:  # the issuer may have rotated: refetch (rate-limited) once
+            key = (await _issuer_keys(ctx, iss, refresh=True)).find(parsed)
+        if key is None:
+            raise InvalidGrantError("subject token is signed with an unknown key")
+        claims = parsed.verify(key)
+        check_times(claims, now=now, leeway=_LEEWAY, require_exp=True)
+        check_audience(claims, [ctx.trusted_issuers[iss].audience])
+        if "act" in claims:
+            raise InvalidGrantError("Deputize does not continue delegation chains it did not issue")
+        chain = parse_chain(claims)
+        scopes = scope_list(claims) if "scope" in claims else None
+    except JoseError as exc:
+        raise InvalidGrantError(f"subject token rejected: {exc.description}") from None
+    return SubjectToken(
+        kind=EXTERNAL,
+        chain=chain,
+        exp=int(claims["exp"]),
+        scopes=scopes,
+        audience=None,
+        jkt=_jkt(claims),
+        jti=None,
+        holder=None,
+        task=None,
+        issuer=iss,
+        may_act=claims.get("may_act"),
+    )
+
+
+async def read_actor(
+    ctx: ServerContext, conn: AsyncConnection, token: str, token_type: str | None, now: int
+) -> ActorToken:
+    """RFC 8693 §2.1 ``actor_token``: here, the actor's own DPoP-bound client token."""
+    if token_type != ACCESS_TOKEN_TYPE:
+        raise InvalidRequestError(f"actor_token_type must be {ACCESS_TOKEN_TYPE}")
+    claims, record = await _own(ctx, conn, token, now, what="actor token")
+    jkt = _jkt(claims)
+    if record.kind != CLIENT or jkt is None:
+        raise InvalidGrantError("the actor token must be the actor's own DPoP-bound token")
+    return ActorToken(client_id=record.client_id, jkt=jkt)
