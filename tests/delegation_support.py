@@ -106,7 +106,7 @@ def exchange(
     subject_type: str = ACCESS_TOKEN,
     dpop_key: SigningKey | None = None,
     ath: bool | None = None,
-    **params: str | list[str],
+    **params: str,
 ) -> httpx.Response:
     """Agent ``agent`` exchanges ``subject_token``.  The proof covers the subject token (ath)
     when it is one of ours, unless ``ath`` says otherwise."""
@@ -123,7 +123,7 @@ def exchange(
     return server.client.post("/token", data=form, headers={"DPoP": proof})
 
 
-def start_chain(server: LiveServer, **params: str | list[str]) -> str:
+def start_chain(server: LiveServer, **params: str) -> str:
     """alice -> agent-a: the first hop, from alice's identity-provider token."""
     response = exchange(server, "agent-a", user_token(), subject_type=JWT, **params)
     assert response.status_code == 200, response.text
