@@ -123,7 +123,7 @@ def exchange(
     return server.client.post("/token", data=form, headers={"DPoP": proof})
 
 
-def start_chain(server: LiveServer, **params: str) -> str:
+def start_chain(server: LiveServer, **params: Any) -> str:
     """alice -> agent-a: the first hop, from alice's identity-provider token."""
     response = exchange(server, "agent-a", user_token(), subject_type=JWT, **params)
     assert response.status_code == 200, response.text
