@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 from typing import Final
 from urllib.parse import unquote_plus
 
@@ -50,7 +52,7 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
         raise InvalidClientError("unsupported authorization scheme")
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: non-ASCII input
         raise InvalidClientError("malformed Basic credentials") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
@@ -96,6 +98,13 @@ async def authenticate_client(
     if client.token_endpoint_auth_method != method:
         raise InvalidClientError(f"client is registered for {client.token_endpoint_auth_method}")
     return client
+
+
+def _replay_key(client_id: str, jti: str) -> str:
+    """A fixed-length key: ``client_id`` may contain ``:`` (so joining the two is ambiguous),
+    and a 128-character id with a 200-character jti would not fit the cache's key column."""
+    digest = hashlib.sha256(json.dumps([client_id, jti]).encode("utf-8")).digest()
+    return "assertion:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 async def _client_keys(ctx: ServerContext, client: ClientConfig, *, refresh: bool) -> KeySet:
@@ -162,6 +171,6 @@ async def _private_key_jwt(
         raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
     # RFC 7523 §3 item 7: single use — remember the jti until the assertion expires.
     exp = int(claims["exp"]) + _LEEWAY + 1
-    if not await replay.remember(conn, f"assertion:{client_id}:{jti}", exp):
+    if not await replay.remember(conn, _replay_key(client_id, jti), exp):
         raise InvalidClientError("client assertion has already been used")
     return client

@@ -35,7 +35,10 @@ def select_audience(form: Form, allowed: Sequence[str], default: str) -> list[st
     if not requested:
         return list(allowed) if allowed else [default]
     for resource in requested:
-        parts = urlsplit(resource)
+        try:
+            parts = urlsplit(resource)
+        except ValueError:  # e.g. an unclosed IPv6 literal
+            raise InvalidTargetError("resource is not a valid URI") from None
         if not parts.scheme or parts.fragment or "#" in resource:
             raise InvalidTargetError("resource must be an absolute URI without a fragment")
         if resource not in allowed:
