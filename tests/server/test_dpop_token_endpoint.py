@@ -319,7 +319,9 @@ def test_refused_request_still_uses_up_the_assertion(
     assert "already been used" in body["error_description"]
 
 
-def test_nonce_challenge_uses_up_the_assertion(server: LiveServer) -> None:
+def test_nonce_challenge_consumes_neither_assertion_nor_proof(server: LiveServer) -> None:
+    """The nonce challenge is answered before client authentication: the client retries with
+    the same assertion, and a refused proof's jti was not recorded."""
     key = SigningKey.generate()
     data = {
         "grant_type": "client_credentials",
@@ -331,16 +333,15 @@ def test_nonce_challenge_uses_up_the_assertion(server: LiveServer) -> None:
     )
     assert_error(challenged, 400, "use_dpop_nonce")
     nonce = challenged.headers["dpop-nonce"]
-    # The retry needs a new assertion as well as the nonce ...
+    retry = server.client.post(
+        "/token", data=data, headers={"DPoP": server.proof(key, nonce=nonce)}
+    )
+    assert retry.status_code == 200, retry.text
+    # ... and the assertion is used up now that it was accepted.
     again = server.client.post(
         "/token", data=data, headers={"DPoP": server.proof(key, nonce=nonce)}
     )
     assert_error(again, 401, "invalid_client")
-    data["client_assertion"] = server.assertion()
-    fresh = server.client.post(
-        "/token", data=data, headers={"DPoP": server.proof(key, nonce=nonce)}
-    )
-    assert fresh.status_code == 200, fresh.text
 
 
 # --- the §4.3 checks ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``deputize`` command line: serve, init, check-config, migrate, keys, clients.
+"""The ``deputize`` command line: serve, init, check-config, migrate, keys, clients, revoke, audit.
 
 Every command takes ``--help``.  Errors name the config key or flag at fault and exit with 2
 (usage or configuration) or 1 (the operation was refused).
@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 from deputize.server.client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret
 from deputize.server.keyring import RotationError, ensure_keys, published, rotate
+from deputize.server.revocation import revoke as revoke_tokens
 from deputize.server.settings import (
     AUTH_METHODS,
     ClientConfig,
@@ -33,6 +35,7 @@ from deputize.server.settings import (
     load_settings,
     parse_client,
 )
+from deputize.server.storage import audit
 from deputize.server.storage import clients as client_rows
 from deputize.server.storage import keys as key_rows
 from deputize.server.storage.database import Database
@@ -332,6 +335,107 @@ def cmd_clients_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- revoke and audit --------------------------------------------------------------------------
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    criterion = {
+        "jti": args.jti,
+        "task": args.task,
+        "client_id": args.client,
+        "subject": args.user,
+    }
+
+    async def action(db: Database) -> int:
+        async with db.begin() as conn:
+            return await revoke_tokens(conn, int(time.time()), by="cli", **criterion)
+
+    count = _run(settings, action)
+    print(f"Revoked {count} token(s), including every token delegated from them.")
+    return 0
+
+
+def _since(value: str) -> int:
+    """``--since``: Unix seconds, an ISO date/time (UTC if no zone), or a duration like 15m."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[:-1].isdigit() and value[-1] in units:
+        return int(time.time()) - int(value[:-1]) * units[value[-1]]
+    if value.isdigit():
+        return int(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected Unix seconds, an ISO date (2026-11-22T10:00) or a duration (15m, 2h, 7d); "
+            f"got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def verify(db: Database) -> audit.Verification:
+        async with db.begin() as conn:
+            return await audit.verify(conn)
+
+    async def query(db: Database) -> list[dict[str, Any]]:
+        async with db.begin() as conn:
+            return await audit.query(
+                conn,
+                subject=args.user,
+                actor=args.actor,
+                task=args.task,
+                since=args.since,
+                limit=args.limit,
+            )
+
+    if args.verify:
+        result = _run(settings, verify)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "ok": result.ok,
+                        "entries": result.entries,
+                        "problems": result.problems,
+                        "heads": result.heads,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            for problem in result.problems:
+                print(f"TAMPERED: {problem}")
+            state = "intact" if result.ok else f"{len(result.problems)} problem(s)"
+            print(f"Audit trail: {result.entries} entries in {len(result.heads)} chains, {state}.")
+        return 0 if result.ok else 1
+    entries = _run(settings, query)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for entry in entries:
+        chain = " > ".join([entry["subject"] or "-", *entry["actors"]])
+        parts = [
+            _when(entry["at"]),
+            entry["event"],
+            f"client={entry['client_id'] or '-'}",
+            f"chain={chain}",
+        ]
+        for name in ("task", "jti", "parent_jti", "jkt", "reason"):
+            if entry[name]:
+                parts.append(f"{name}={entry[name]}")
+        if entry["details"]:
+            parts.append(json.dumps(entry["details"], sort_keys=True))
+        print("  ".join(parts))
+    if not entries:
+        print("No audit entries match.")
+    return 0
+
+
 def cmd_clients_hash_secret(args: argparse.Namespace) -> int:
     if args.generate:
         secret = generate_secret()
@@ -505,6 +609,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--generate", action="store_true", help="generate a new random secret instead of reading"
     )
     hash_secret_.set_defaults(func=cmd_clients_hash_secret)
+
+    revoke = commands.add_parser(
+        "revoke",
+        help="revoke tokens and everything delegated from them",
+        description=(
+            "Revoke tokens by one criterion.  Every token delegated from a revoked token is "
+            "revoked too; introspection and exchanges see it at once."
+        ),
+    )
+    _config_arg(revoke)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--jti", help="one token, by its jti")
+    which.add_argument("--task", help="every token of a task")
+    which.add_argument("--client", metavar="CLIENT_ID", help="every token a client holds")
+    which.add_argument("--user", metavar="SUB", help="every token acting for a user")
+    revoke.set_defaults(func=cmd_revoke)
+
+    audit_ = commands.add_parser(
+        "audit",
+        help="show or verify the audit trail",
+        description=(
+            "Show audit entries (filters combine) or, with --verify, check every hash chain "
+            "and exit 1 if an entry was edited, deleted or reordered."
+        ),
+    )
+    _config_arg(audit_)
+    audit_.add_argument("--user", metavar="SUB", help="entries for this user")
+    audit_.add_argument("--actor", metavar="CLIENT_ID", help="entries where this client acts")
+    audit_.add_argument("--task", help="entries for this task")
+    audit_.add_argument(
+        "--since", type=_since, metavar="WHEN", help="Unix seconds, ISO date/time, or 15m/2h/7d"
+    )
+    audit_.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    audit_.add_argument("--json", action="store_true", help="print JSON")
+    audit_.add_argument("--verify", action="store_true", help="verify the hash chains")
+    audit_.set_defaults(func=cmd_audit)
     return parser
 
 

@@ -50,8 +50,7 @@ class NonceSource:
         return hmac.compare_digest(raw, self._mac(window))
 
 
-async def check_proof(
-    conn: AsyncConnection,
+def screen_proof(
     headers: Sequence[str],
     *,
     settings: Settings,
@@ -59,12 +58,11 @@ async def check_proof(
     method: str,
     url: str,
     now: float,
-    access_token: str | None = None,
-    jkt: str | None = None,
 ) -> DPoPProof | None:
-    """Validate the request's DPoP header, if any; record its ``jti`` so it is never accepted again.
+    """The checks that need no database: §4.3 checks 1-11 and the server nonce.
 
-    Returns None when the request carries no proof (the caller decides if that is allowed).
+    Runs before client authentication, so a nonce challenge (the usual first answer) consumes
+    neither the client's assertion nor the proof.  Returns None when there is no DPoP header.
     """
     if not headers:
         return None
@@ -72,13 +70,7 @@ async def check_proof(
         raise InvalidDPoPProofError("send exactly one DPoP header")
     try:
         proof = verify_proof(
-            headers[0],
-            method=method,
-            url=url,
-            now=now,
-            max_age=settings.dpop_proof_max_age,
-            access_token=access_token,
-            jkt=jkt,
+            headers[0], method=method, url=url, now=now, max_age=settings.dpop_proof_max_age
         )
     except InvalidProofError as exc:
         raise InvalidDPoPProofError(exc.description) from None
@@ -89,9 +81,12 @@ async def check_proof(
         raise UseDPoPNonceError(
             "Authorization server requires nonce in DPoP proof", nonce=nonces.current(now)
         )
-    # The proof can be accepted while now - max_age <= iat <= now + max_age: remember its jti
-    # until that window has passed.
+    return proof
+
+
+async def remember_proof(conn: AsyncConnection, proof: DPoPProof, settings: Settings) -> None:
+    """§11.1: accept each proof once.  A proof is acceptable while ``iat`` is within
+    ``proof_max_age`` of the clock, so its ``jti`` is remembered until that window has passed."""
     expires = proof.iat + settings.dpop_proof_max_age + 1
     if not await replay.remember(conn, f"dpop:{proof.jkt}:{proof.jti}", expires):
         raise InvalidDPoPProofError("DPoP proof has already been used")
-    return proof

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import KeySet, SigningKey
 from deputize.server.settings import Settings
+from deputize.server.storage import audit
 from deputize.server.storage import keys as key_rows
 from deputize.server.storage.database import Database
 from deputize.server.storage.keys import ACTIVE, NEXT, RETIRED, KeyRow
@@ -138,7 +139,17 @@ async def rotate(
         publish_until=retired_publish_until(settings, now),
     )
     await key_rows.set_state(conn, upcoming.kid, ACTIVE, activated_at=now)
-    await key_rows.add(conn, _new_row(settings.signing_alg, NEXT, now))
+    fresh = _new_row(settings.signing_alg, NEXT, now)
+    await key_rows.add(conn, fresh)
+    await audit.append(
+        conn,
+        audit.AuditEvent(
+            event=audit.KEY_ROTATED,
+            jkt=upcoming.kid,
+            details={"active": upcoming.kid, "retired": current.kid, "next": fresh.kid},
+        ),
+        now,
+    )
     for row in rows:
         if row.state == RETIRED and row.publish_until is not None and row.publish_until <= now:
             await key_rows.remove(conn, row.kid)

@@ -2,25 +2,71 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.errors import OAuthError
+from deputize.server.settings import TOKEN_EXCHANGE
+from deputize.server.storage import audit
 from deputize.server.storage.database import Database
 
 
+@dataclass(slots=True)
+class Refusal:
+    """What the endpoint has learnt so far, for the audit entry if the request is refused."""
+
+    endpoint: str
+    client_id: str | None = None
+    grant_type: str | None = None
+    subject: str | None = None
+    actors: Sequence[str] = ()
+    task: str | None = None
+
+    def event(self, exc: OAuthError) -> audit.AuditEvent | None:
+        if exc.error == "use_dpop_nonce":
+            return None  # a protocol step the client answers, not a decision
+        if exc.error == "invalid_client":
+            name = audit.CLIENT_AUTH_FAILED
+        elif self.endpoint != "token":
+            return None
+        elif self.grant_type == TOKEN_EXCHANGE:
+            name = audit.EXCHANGE_REFUSED
+        else:
+            name = audit.TOKEN_REFUSED
+        return audit.AuditEvent(
+            event=name,
+            client_id=self.client_id,
+            subject=self.subject,
+            actors=self.actors,
+            task=self.task,
+            reason=f"{exc.error}: {exc.description}",
+            details={"endpoint": self.endpoint, "grant_type": self.grant_type}
+            if self.grant_type
+            else {"endpoint": self.endpoint},
+        )
+
+
 @asynccontextmanager
-async def request_transaction(db: Database) -> AsyncIterator[AsyncConnection]:
-    """The request's one transaction.  It commits when the block succeeds *and* when it refuses
-    the request with an :class:`OAuthError` (which is then re-raised), so what a refusal must
-    leave behind — a used assertion or proof ``jti`` — is kept.  Anything else rolls back."""
+async def request_transaction(
+    db: Database, refusal: Refusal, now: int
+) -> AsyncIterator[AsyncConnection]:
+    """The request's one transaction.
+
+    It commits when the block succeeds *and* when it refuses the request with an
+    :class:`OAuthError` (re-raised afterwards): what a refusal must leave behind — a used
+    assertion or proof ``jti``, the audit entry saying why — is kept.  Anything else rolls back.
+    """
     refused: OAuthError | None = None
     async with db.begin() as conn:
         try:
             yield conn
         except OAuthError as exc:
             refused = exc
+            event = refusal.event(exc)
+            if event is not None:
+                await audit.append(conn, event, now)
     if refused is not None:
         raise refused

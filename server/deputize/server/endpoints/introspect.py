@@ -15,14 +15,27 @@ from starlette.responses import Response
 
 from deputize.server.client_auth import authenticate_client
 from deputize.server.context import ServerContext
-from deputize.server.endpoints import request_transaction
+from deputize.server.endpoints import Refusal, request_transaction
 from deputize.server.form import read_form
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import json_response
 from deputize.server.storage import tokens
 
 INACTIVE = {"active": False}
-_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "cnf", "act")
+_CLAIMS = (
+    "scope",
+    "client_id",
+    "sub",
+    "aud",
+    "iss",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "cnf",
+    "act",
+    "task",
+)
 
 
 async def introspect(request: Request) -> Response:
@@ -30,7 +43,7 @@ async def introspect(request: Request) -> Response:
     form = await read_form(request, max_bytes=ctx.settings.max_body_bytes)
     now = int(ctx.clock())
     result: dict[str, Any] = INACTIVE
-    async with request_transaction(ctx.db) as conn:
+    async with request_transaction(ctx.db, Refusal("introspect"), now) as conn:
         client = await authenticate_client(
             ctx, conn, request.headers, form, endpoint=ctx.settings.endpoint("/introspect")
         )

@@ -1,6 +1,7 @@
 """Token revocation (RFC 7009).
 
-An authenticated client revokes a token issued to it.  Tokens Deputize cannot read (garbage,
+An authenticated client revokes a token issued to it, and with it every token delegated from
+it.  Tokens Deputize cannot read (garbage,
 foreign, already expired) get the §2.2 answer: 200, nothing to do.  A valid token issued to a
 different client is refused (§2.1) and left alone.
 """
@@ -12,19 +13,19 @@ from starlette.responses import Response
 
 from deputize.server.client_auth import authenticate_client
 from deputize.server.context import ServerContext
-from deputize.server.endpoints import request_transaction
+from deputize.server.endpoints import Refusal, request_transaction
 from deputize.server.errors import UnauthorizedClientError
 from deputize.server.form import read_form
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import NO_STORE
-from deputize.server.storage import tokens
+from deputize.server.revocation import revoke as revoke_tokens
 
 
 async def revoke(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
     form = await read_form(request, max_bytes=ctx.settings.max_body_bytes)
     now = int(ctx.clock())
-    async with request_transaction(ctx.db) as conn:
+    async with request_transaction(ctx.db, Refusal("revoke"), now) as conn:
         client = await authenticate_client(
             ctx, conn, request.headers, form, endpoint=ctx.settings.endpoint("/revoke")
         )
@@ -34,5 +35,5 @@ async def revoke(request: Request) -> Response:
         if claims is not None:
             if claims.get("client_id") != client.client_id:
                 raise UnauthorizedClientError("the token was not issued to this client")
-            await tokens.revoke(conn, now, jti=claims["jti"])
+            await revoke_tokens(conn, now, by=client.client_id, jti=claims["jti"])
     return Response(status_code=200, headers=NO_STORE)

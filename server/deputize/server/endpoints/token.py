@@ -1,7 +1,8 @@
 """The token endpoint (RFC 6749 §3.2), as a checklist of named steps.
 
-parse form -> authenticate client -> check grant type -> check DPoP proof -> dispatch grant.
-All of it runs in one database transaction (see :func:`request_transaction`).
+parse form -> screen DPoP proof and nonce -> authenticate client -> check grant type ->
+remember proof -> dispatch grant.  All of it after the form runs in one database transaction
+(see :func:`request_transaction`), which also records refusals in the audit trail.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from starlette.responses import Response
 from deputize.keys import DPoPProof
 from deputize.server.client_auth import authenticate_client
 from deputize.server.context import ServerContext
-from deputize.server.dpop_state import check_proof
-from deputize.server.endpoints import request_transaction
+from deputize.server.dpop_state import remember_proof, screen_proof
+from deputize.server.endpoints import Refusal, request_transaction
 from deputize.server.errors import (
     InvalidRequestError,
     OAuthError,
@@ -50,32 +51,38 @@ def _check_binding_required(client: ClientConfig, proof: DPoPProof | None) -> No
 
 async def token(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
+    settings = ctx.settings
     grants: Mapping[str, Grant] = request.app.state.grants
     repeatable = frozenset().union(*(g.repeatable for g in grants.values()))
-    form = await read_form(request, max_bytes=ctx.settings.max_body_bytes, repeatable=repeatable)
     now = int(ctx.clock())
-    nonce = ctx.nonces.current(now) if ctx.settings.dpop_require_nonce else None
+    nonce = ctx.nonces.current(now) if settings.dpop_require_nonce else None
+    refusal = Refusal("token")
     try:
-        async with request_transaction(ctx.db) as conn:
+        form = await read_form(request, max_bytes=settings.max_body_bytes, repeatable=repeatable)
+        refusal.grant_type = form.get("grant_type")
+        refusal.client_id = form.get("client_id")  # as claimed, until authenticated
+        proof = screen_proof(
+            request.headers.getlist("dpop"),
+            settings=settings,
+            nonces=ctx.nonces,
+            method="POST",
+            url=settings.token_endpoint,
+            now=now,
+        )
+        async with request_transaction(ctx.db, refusal, now) as conn:
             client = await authenticate_client(
-                ctx, conn, request.headers, form, endpoint=ctx.settings.token_endpoint
+                ctx, conn, request.headers, form, endpoint=settings.token_endpoint
             )
-            grant = _grant_for(grants, form.get("grant_type"))
+            refusal.client_id = client.client_id
+            grant = _grant_for(grants, refusal.grant_type)
             for name in repeatable - grant.repeatable:
                 if len(form.get_all(name)) > 1:
                     raise InvalidRequestError(f"parameter {name!r} is repeated")
             _check_grant_allowed(client, grant)
-            proof = await check_proof(
-                conn,
-                request.headers.getlist("dpop"),
-                settings=ctx.settings,
-                nonces=ctx.nonces,
-                method="POST",
-                url=ctx.settings.token_endpoint,
-                now=now,
-            )
             _check_binding_required(client, proof)
-            body = await grant.handle(TokenRequest(ctx, conn, client, form, proof, now))
+            if proof is not None:
+                await remember_proof(conn, proof, settings)
+            body = await grant.handle(TokenRequest(ctx, conn, client, form, proof, now, refusal))
     except OAuthError as exc:
         if nonce is not None:
             # §8.2: any response may carry a fresh nonce; it saves the client a round trip.

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import DPoPProof
 from deputize.server.context import ServerContext
+from deputize.server.endpoints import Refusal
 from deputize.server.form import Form
 from deputize.server.settings import ClientConfig
 
@@ -26,6 +27,8 @@ class TokenRequest:
     form: Form
     proof: DPoPProof | None
     now: int
+    refusal: Refusal
+    """Filled in as the grant learns who and what the request is about, for the audit trail."""
 
 
 class Grant(Protocol):

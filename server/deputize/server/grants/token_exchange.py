@@ -91,6 +91,9 @@ class TokenExchangeGrant:
         subject = await read_subject(
             ctx, conn, subject_token, form.require("subject_token_type"), now
         )
+        request.refusal.subject = subject.chain.subject
+        request.refusal.actors = subject.chain.actors
+        request.refusal.task = subject.task
 
         # Rule 1: a bound subject token is presented by its key holder, for this very token.
         if subject.jkt is not None and (
