@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from delegation_support import DOCS, JWT, exchange, introspect, start, start_chain, user_token
 from sqlalchemy import text
 
-from delegation_support import DOCS, JWT, exchange, introspect, start, start_chain, user_token
 from deputize.server import cli
 from deputize.server.settings import async_database_url
 from deputize.server.storage.database import Database
+
 from support import LiveServer, ServerFactory
 
 
@@ -27,7 +28,9 @@ def server(server_factory: ServerFactory) -> LiveServer:
 def config(server: LiveServer, tmp_path: Path) -> Path:
     """A config file for the CLI, pointing at the live server's database."""
     path = tmp_path / "deputize.yaml"
-    path.write_text(yaml.safe_dump({"issuer": server.url, "database": {"url": server.settings.database_url}}))
+    path.write_text(
+        yaml.safe_dump({"issuer": server.url, "database": {"url": server.settings.database_url}})
+    )
     return path
 
 
@@ -68,7 +71,9 @@ def test_issued_and_refused_exchanges_are_audited(
     assert entry["client_id"] == "agent-a"
     assert entry["jkt"] and entry["jti"]
     assert token not in json.dumps(issued)  # identifiers only, never a token
-    refusals = [e for e in _audit(capsys, config, "--actor", "agent-b") if e["event"] == "exchange_refused"]
+    refusals = [
+        e for e in _audit(capsys, config, "--actor", "agent-b") if e["event"] == "exchange_refused"
+    ]
     assert refusals and "authorised" in refusals[0]["reason"]
     assert [e["task"] for e in _audit(capsys, config, "--task", "t-42")] == ["t-42"]
 
@@ -100,7 +105,10 @@ def test_verify_passes_on_an_untouched_trail(
     [
         ("UPDATE audit_log SET subject = 'mallory' WHERE seq = 1", "edited"),
         ("DELETE FROM audit_log WHERE seq = 1", "deleted or reordered"),
-        ("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)", "newest entries missing"),
+        (
+            "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",
+            "newest entries missing",
+        ),
         ("UPDATE audit_log SET at = at + 1 WHERE seq = 1", "edited"),
     ],
     ids=[
@@ -127,8 +135,11 @@ def test_verify_detects_reordering(
     for _ in range(40):
         start_chain(server)
     # Swap the first two entries of one chain (both keep valid hashes of their own).
-    _sql(server, "UPDATE audit_log SET seq = -seq WHERE seq IN (1, 2) AND chain = "
-                 "(SELECT chain FROM audit_heads WHERE seq >= 2 ORDER BY chain LIMIT 1)")
+    _sql(
+        server,
+        "UPDATE audit_log SET seq = -seq WHERE seq IN (1, 2) AND chain = "
+        "(SELECT chain FROM audit_heads WHERE seq >= 2 ORDER BY chain LIMIT 1)",
+    )
     _sql(server, "UPDATE audit_log SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE seq < 0")
     code, out = _cli(capsys, "audit", "--config", str(config), "--verify")
     assert code == 1
