@@ -1,0 +1,324 @@
+"""Token-exchange throughput and latency, beside the raw cost of the crypto one exchange needs.
+
+    .venv/bin/python bench/exchange.py                 # PostgreSQL at DEPUTIZE_BENCH_POSTGRES_URL
+    .venv/bin/python bench/exchange.py --rows 1000000  # also re-run with 10^6 rows in the ledger
+
+What it does, all on this machine:
+1. Creates a fresh PostgreSQL database and starts `deputize serve` pinned to one core (core 0).
+2. Measures, in this process, the raw crypto of one exchange: 3 ES256 verifies (client
+   assertion, DPoP proof, subject token) + 1 ES256 sign (the new token), with `cryptography`
+   directly.  Its inverse is the "crypto ceiling" in exchanges per second per core.
+3. Pre-builds N exchange requests — each with a fresh private_key_jwt assertion and a fresh DPoP
+   proof (with ath and the server nonce) — so building them costs the load generator nothing.
+4. Sends them over keep-alive HTTP/1.1 connections on loopback from this process, pinned to the
+   other core, and reports exchanges/s, p50 and p99 latency and the ratio to the ceiling.
+5. With --rows, inserts that many extra rows into the token ledger and measures again.
+
+The load generator is a few lines of asyncio over raw sockets: an HTTP client library would
+cost more per request than the server does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from deputize.keys import SigningKey, create_proof, sign
+
+ROOT = Path(__file__).resolve().parent.parent
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+API = "https://api.example.com"
+
+
+def crypto_ceiling(seconds: float = 2.0) -> float:
+    """Exchanges per second if one exchange cost only its 3 verifies and 1 sign."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key()
+    message = b"x" * 400
+    signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
+    algorithm = ec.ECDSA(hashes.SHA256())
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(50):
+            public.verify(signature, message, algorithm)
+            public.verify(signature, message, algorithm)
+            public.verify(signature, message, algorithm)
+            key.sign(message, algorithm)
+        count += 50
+    return count / elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.token_endpoint = self.issuer + "/token"
+        self.auth_key = SigningKey.generate("ES256")
+        self.dpop_key = SigningKey.generate("ES256")
+        self.idp_key = SigningKey.generate("ES256")
+        self.tmp = Path(tempfile.mkdtemp(prefix="deputize-bench-"))
+        admin_url = args.postgres
+        self.dbname = f"deputize_bench_{secrets.token_hex(4)}"
+        self.admin_url = admin_url
+        self.db_url = admin_url.rsplit("/", 1)[0] + "/" + self.dbname
+        self.server: subprocess.Popen[str] | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "database": {"url": self.db_url},
+            "tokens": {"access_token_lifetime": 3600},
+            "clients": [
+                {
+                    "client_id": "bench-agent",
+                    "agent": True,
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [self.auth_key.public_jwk()]},
+                    "grant_types": ["client_credentials", EXCHANGE],
+                    "scopes": ["read", "write"],
+                    "audiences": [API],
+                }
+            ],
+            "trusted_issuers": [
+                {
+                    "issuer": "https://idp.bench",
+                    "audience": "deputize",
+                    "jwks": {"keys": [self.idp_key.public_jwk()]},
+                }
+            ],
+            "delegation": {"grants": [{"subject": "*", "agents": ["bench-agent"]}]},
+        }
+
+    def start_server(self) -> None:
+        import yaml
+
+        path = self.tmp / "deputize.yaml"
+        path.write_text(yaml.safe_dump(self.config()))
+        command = [
+            sys.executable, "-m", "deputize.server.cli", "serve", "--config", str(path),
+            "--port", str(self.port), "--log-level", "warning",
+        ]  # fmt: skip
+        if self.args.server_cpu is not None:
+            command = ["taskset", "-c", str(self.args.server_cpu), *command]
+        self.server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.server.stdout is not None
+        self.server.stdout.readline()  # "Deputize listening on ..."
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=30)
+
+    # --- requests -------------------------------------------------------------------------
+
+    def assertion(self, now: int) -> str:
+        claims = {
+            "iss": "bench-agent", "sub": "bench-agent", "aud": self.issuer,
+            "iat": now, "exp": now + 240, "jti": secrets.token_urlsafe(12),
+        }  # fmt: skip
+        return sign(claims, self.auth_key, typ="JWT")
+
+    def post(self, form: dict[str, str], dpop: str) -> bytes:
+        body = urlencode(form).encode()
+        head = (
+            f"POST /token HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"DPoP: {dpop}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    def nonce(self) -> str:
+        import httpx
+
+        response = httpx.post(self.token_endpoint, data={"grant_type": "client_credentials"})
+        return response.headers["DPoP-Nonce"]
+
+    def parent_token(self) -> str:
+        """alice -> bench-agent: the delegated token every benchmark request re-exchanges."""
+        import httpx
+
+        now = int(time.time())
+        user = sign(
+            {"iss": "https://idp.bench", "sub": "alice", "aud": "deputize", "iat": now,
+             "exp": now + 3600},
+            self.idp_key, typ="JWT",
+        )  # fmt: skip
+        form = {
+            "grant_type": EXCHANGE, "subject_token": user, "subject_token_type": JWT_TYPE,
+            "scope": "read write", "client_assertion_type": JWT_BEARER,
+            "client_assertion": self.assertion(now),
+        }  # fmt: skip
+        proof = create_proof(self.dpop_key, "POST", self.token_endpoint, nonce=self.nonce())
+        response = httpx.post(self.token_endpoint, data=form, headers={"DPoP": proof})
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+    def build(self, count: int, parent: str) -> list[bytes]:
+        nonce, now = self.nonce(), int(time.time())
+        requests = []
+        for _ in range(count):
+            form = {
+                "grant_type": EXCHANGE, "subject_token": parent, "subject_token_type": ACCESS_TOKEN,
+                "scope": "read", "client_assertion_type": JWT_BEARER,
+                "client_assertion": self.assertion(now),
+            }  # fmt: skip
+            proof = create_proof(
+                self.dpop_key, "POST", self.token_endpoint, nonce=nonce, access_token=parent,
+                now=now,
+            )  # fmt: skip
+            requests.append(self.post(form, proof))
+        return requests
+
+    # --- load ----------------------------------------------------------------------------
+
+    async def load(self, requests: list[bytes]) -> dict[str, Any]:
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        queue = iter(requests)
+
+        async def worker() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                for request in queue:
+                    start = time.perf_counter()
+                    writer.write(request)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    status = int(head[9:12])
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":", 1)[1])
+                    await reader.readexactly(length)
+                    latencies.append(time.perf_counter() - start)
+                    statuses[status] = statuses.get(status, 0) + 1
+            finally:
+                writer.close()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(self.args.connections)))
+        elapsed = time.perf_counter() - start
+        latencies.sort()
+        return {
+            "requests": len(latencies),
+            "statuses": statuses,
+            "per_second": len(latencies) / elapsed,
+            "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        }
+
+    async def add_rows(self, rows: int) -> None:
+        conn = await asyncpg.connect(self.db_url.replace("postgresql://", "postgresql://", 1))
+        try:
+            now = int(time.time())
+            await conn.execute(
+                """INSERT INTO issued_tokens (jti, client_id, subject, parent_jti, jkt, issued_at,
+                       expires_at, kind, task, actor)
+                   SELECT 'bench-' || g, 'bench-agent', 'user-' || (g % 10000), NULL, 'x',
+                          $1, $1 + 86400, 'delegation', 'task-' || (g % 1000), 'bench-agent'
+                   FROM generate_series(1, $2) AS g""",
+                now, rows,
+            )  # fmt: skip
+            await conn.execute("ANALYZE issued_tokens")
+        finally:
+            await conn.close()
+
+    def round(self, parent: str, label: str) -> dict[str, Any]:
+        requests = self.build(self.args.warmup, parent)
+        asyncio.run(self.load(requests))
+        requests = self.build(self.args.requests, parent)
+        result = asyncio.run(self.load(requests))
+        result["label"] = label
+        return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "DEPUTIZE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+        help="an existing PostgreSQL database to create the benchmark database from",
+    )
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--warmup", type=int, default=2_000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--rows", type=int, default=0, help="also measure with this many ledger rows"
+    )
+    parser.add_argument("--server-cpu", type=int, default=0, help="core to pin the server to")
+    parser.add_argument("--client-cpu", type=int, default=1, help="core to pin this process to")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.client_cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.client_cpu})
+
+    bench = Bench(args)
+    asyncio.run(admin(args.postgres, f'CREATE DATABASE "{bench.dbname}"'))
+    try:
+        ceiling = crypto_ceiling()
+        bench.start_server()
+        parent = bench.parent_token()
+        results = [bench.round(parent, "empty ledger")]
+        if args.rows:
+            asyncio.run(bench.add_rows(args.rows))
+            results.append(bench.round(parent, f"{args.rows:,} ledger rows"))
+    finally:
+        bench.stop_server()
+        asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{bench.dbname}" WITH (FORCE)'))
+    report = {"crypto_ceiling_per_second": ceiling, "connections": args.connections,
+              "rounds": results}  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"crypto ceiling (3 ES256 verifies + 1 sign): {ceiling:,.0f} exchanges/s per core")
+    for r in results:
+        print(
+            f"{r['label']:>24}: {r['per_second']:,.0f} exchanges/s "
+            f"({r['per_second'] / ceiling:.2f} x ceiling), p50 {r['p50_ms']:.1f} ms, "
+            f"p99 {r['p99_ms']:.1f} ms, statuses {r['statuses']}"
+        )
+    if len(results) == 2:
+        change = results[1]["per_second"] / results[0]["per_second"] - 1
+        print(f"{'throughput change':>24}: {change:+.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
