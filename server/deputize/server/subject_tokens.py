@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import (
@@ -33,6 +34,7 @@ from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.remote_jwks import JWKSFetchError
 from deputize.server.storage import tokens
+from deputize.server.storage.tables import issued_tokens
 from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF
 
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
@@ -81,17 +83,49 @@ def _jkt(claims: Mapping[str, Any]) -> str | None:
 
 
 async def _own(
-    ctx: ServerContext, conn: AsyncConnection, token: str, now: int, *, what: str
+    ctx: ServerContext, conn: AsyncConnection, token: str, now: int, *, what: str, lock: bool
 ) -> tuple[Mapping[str, Any], tokens.TokenRecord]:
     claims = verify_own_token(ctx, token, now=now)
     if claims is None:
         raise InvalidGrantError(f"{what} is invalid, expired or not issued by this server")
-    # Lock the parent row until commit: a concurrent revocation either lands before this read
-    # (and we refuse) or waits for our commit (and then revokes the child too).
-    record = await tokens.get(conn, claims["jti"], lock=True)
+    record = await tokens.get(conn, claims["jti"], lock=lock)
     if record is None or record.revoked_at is not None:
         raise InvalidGrantError(f"{what} has been revoked")
     return claims, record
+
+
+async def hold_lineage(conn: AsyncConnection, jti: str) -> None:
+    """Share-lock the ledger rows of a subject token and of every token above it until commit,
+    refusing if any of them is revoked or being revoked.  Call it last, just before minting.
+
+    A revocation marks the rows it matches and then, in a second statement, everything below
+    them; a child minted after that statement began would escape it.  Holding the whole lineage
+    closes that gap: a revocation of any ancestor either waits for our commit (and then sees
+    the child) or has locked that ancestor first, and then we refuse.  The locks skip rather
+    than wait (SKIP LOCKED), so an exchange never waits while holding ledger locks a
+    revocation needs: no deadlock, whatever order a revocation by task or user locks rows in.
+    (SQLite runs one writing transaction at a time: there the reads alone suffice.)
+    """
+    up = (
+        select(issued_tokens.c.jti, issued_tokens.c.parent_jti)
+        .where(issued_tokens.c.jti == jti)
+        .cte("lineage", recursive=True)
+    )
+    up = up.union_all(
+        select(issued_tokens.c.jti, issued_tokens.c.parent_jti).where(
+            issued_tokens.c.jti == up.c.parent_jti
+        )
+    )
+    lineage = list((await conn.execute(select(up.c.jti))).scalars())
+    held = (
+        await conn.execute(
+            select(issued_tokens.c.revoked_at)
+            .where(issued_tokens.c.jti.in_(lineage))
+            .with_for_update(read=True, skip_locked=True)
+        )
+    ).all()
+    if not lineage or len(held) != len(lineage) or any(r.revoked_at is not None for r in held):
+        raise InvalidGrantError("the subject token, or a token it was delegated from, is revoked")
 
 
 async def read_subject(
@@ -107,7 +141,9 @@ async def read_subject(
 async def _read_own_subject(
     ctx: ServerContext, conn: AsyncConnection, token: str, now: int
 ) -> SubjectToken:
-    claims, record = await _own(ctx, conn, token, now, what="subject token")
+    # Read without locking: the exchange takes its locks at the end (hold_lineage), and a
+    # hand-off's redemption locks its row by updating it.
+    claims, record = await _own(ctx, conn, token, now, what="subject token", lock=False)
     if record.kind == CLIENT:
         raise InvalidGrantError(
             "a client's own token cannot be exchanged: it acts for the client, not for a person"
@@ -196,7 +232,7 @@ async def read_actor(
     """RFC 8693 §2.1 ``actor_token``: here, the actor's own DPoP-bound client token."""
     if token_type != ACCESS_TOKEN_TYPE:
         raise InvalidRequestError(f"actor_token_type must be {ACCESS_TOKEN_TYPE}")
-    claims, record = await _own(ctx, conn, token, now, what="actor token")
+    claims, record = await _own(ctx, conn, token, now, what="actor token", lock=True)
     jkt = _jkt(claims)
     if record.kind != CLIENT or jkt is None:
         raise InvalidGrantError("the actor token must be the actor's own DPoP-bound token")

@@ -49,6 +49,7 @@ from deputize.server.subject_tokens import (
     EXTERNAL,
     JWT_TYPE,
     SubjectToken,
+    hold_lineage,
     read_actor,
     read_subject,
 )
@@ -150,6 +151,8 @@ class TokenExchangeGrant:
         ceiling = (recipient or holder).max_token_lifetime
         exp = attenuate_expiry(subject.exp, now=now, lifetime=lifetime, ceiling=ceiling)
         task = self._task(subject, form.get("task"))
+        if subject.jti is not None:  # revoking any token above the new one must reach it
+            await hold_lineage(conn, subject.jti)
 
         if recipient is not None:
             minted = await mint_access_token(

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.storage.tables import audit_heads, audit_log
@@ -56,6 +56,20 @@ class AuditEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Built once: every issued token appends an entry.
+_LOCK_HEAD = (
+    select(audit_heads.c.seq, audit_heads.c.hash)
+    .where(audit_heads.c.chain == bindparam("chain"))
+    .with_for_update()
+)
+_INSERT = insert(audit_log)
+_MOVE_HEAD = (
+    update(audit_heads)
+    .where(audit_heads.c.chain == bindparam("head_chain"))
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def _digest(prev_hash: str, row: Mapping[str, Any]) -> str:
     payload = json.dumps([row[name] for name in _FIELDS], separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{prev_hash}|{payload}".encode()).hexdigest()
@@ -64,13 +78,7 @@ def _digest(prev_hash: str, row: Mapping[str, Any]) -> str:
 async def append(conn: AsyncConnection, event: AuditEvent, now: int) -> None:
     """Add ``event`` to one of the chains, inside the caller's transaction."""
     chain = random.randrange(AUDIT_CHAINS)  # noqa: S311 - load spreading, not security
-    head = (
-        await conn.execute(
-            select(audit_heads.c.seq, audit_heads.c.hash)
-            .where(audit_heads.c.chain == chain)
-            .with_for_update()
-        )
-    ).one()
+    head = (await conn.execute(_LOCK_HEAD, {"chain": chain})).one()
     row: dict[str, Any] = {
         "chain": chain,
         "seq": head.seq + 1,
@@ -87,10 +95,8 @@ async def append(conn: AsyncConnection, event: AuditEvent, now: int) -> None:
         "details": json.dumps(dict(event.details), sort_keys=True) if event.details else None,
     }
     digest = _digest(head.hash, row)
-    await conn.execute(insert(audit_log).values(**row, prev_hash=head.hash, hash=digest))
-    await conn.execute(
-        update(audit_heads).where(audit_heads.c.chain == chain).values(seq=row["seq"], hash=digest)
-    )
+    await conn.execute(_INSERT, {**row, "prev_hash": head.hash, "hash": digest})
+    await conn.execute(_MOVE_HEAD, {"head_chain": chain, "new_seq": row["seq"], "new_hash": digest})
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.storage.tables import replay_cache
 
+# Built once: the token endpoint runs these on every request.
+_INSERT_PG = postgresql.insert(replay_cache).on_conflict_do_nothing()
+_INSERT_SQLITE = sqlite.insert(replay_cache).on_conflict_do_nothing()
+
 
 async def remember(conn: AsyncConnection, key: str, expires_at: int) -> bool:
     """Record ``key`` until ``expires_at``; False if it is already recorded (a replay).
@@ -17,9 +21,8 @@ async def remember(conn: AsyncConnection, key: str, expires_at: int) -> bool:
     transaction.  An expired row left behind by a late purge still counts: callers reject
     stale inputs by their own timestamps long before the row could be purged.
     """
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(replay_cache).values(key=key, expires_at=expires_at).on_conflict_do_nothing()
-    result = await conn.execute(stmt)
+    stmt = _INSERT_PG if conn.dialect.name == "postgresql" else _INSERT_SQLITE
+    result = await conn.execute(stmt, {"key": key, "expires_at": expires_at})
     return result.rowcount == 1
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ColumnElement, Select, delete, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.storage.tables import issued_tokens
@@ -28,17 +28,20 @@ class TokenRecord:
     redeemed_at: int | None = None
 
 
+# Statements built once; the hot path only binds parameters.
+_INSERT = insert(issued_tokens)
+_GET = select(issued_tokens).where(issued_tokens.c.jti == bindparam("jti"))
+_GET_SHARED = _GET.with_for_update(read=True)
+
+
 async def record(conn: AsyncConnection, token: TokenRecord) -> None:
-    await conn.execute(insert(issued_tokens).values(**asdict(token)))
+    await conn.execute(_INSERT, asdict(token))
 
 
 async def get(conn: AsyncConnection, jti: str, *, lock: bool = False) -> TokenRecord | None:
     """The ledger row for ``jti``.  ``lock`` takes a share lock (PostgreSQL) so a revocation
     cannot commit between this read and the caller's commit of a child token."""
-    query = select(issued_tokens).where(issued_tokens.c.jti == jti)
-    if lock:
-        query = query.with_for_update(read=True)
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_GET_SHARED if lock else _GET, {"jti": jti})).first()
     return None if row is None else TokenRecord(**row._mapping)
 
 
