@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from deputize.keys import SigningKey, sign
+from deputize.server.storage.database import Database
+from deputize.server.storage.tables import issued_tokens
+from deputize.server.storage.tokens import TokenRecord
 
 from support import JWT_BEARER, LiveServer, ServerFactory
 
@@ -27,7 +33,10 @@ AUTH_KEYS = {name: SigningKey.generate("ES256") for name in AGENTS}
 DPOP_KEYS = {name: SigningKey.generate("ES256") for name in AGENTS}
 
 
-def agent_clients() -> list[dict[str, Any]]:
+def agent_clients(
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The agents' config entries; ``overrides`` maps an agent to entries replacing its own."""
     return [
         {
             "client_id": name,
@@ -37,17 +46,20 @@ def agent_clients() -> list[dict[str, Any]]:
             "grant_types": ["client_credentials", TOKEN_EXCHANGE],
             "scopes": ["docs:read", "docs:write", "mail:send", "payments:send"],
             "audiences": [DOCS, MAIL],
+            **(overrides or {}).get(name, {}),
         }
         for name in AGENTS
     ]
 
 
-def delegation_config(**delegation: Any) -> dict[str, Any]:
+def delegation_config(
+    *, agent_overrides: Mapping[str, Mapping[str, Any]] | None = None, **delegation: Any
+) -> dict[str, Any]:
     """Overrides for ServerFactory.start: standard clients plus the agents and the example IdP."""
     from support import standard_clients
 
     return {
-        "clients": standard_clients() + agent_clients(),
+        "clients": standard_clients() + agent_clients(agent_overrides),
         "trusted_issuers": [
             {"issuer": IDP, "audience": IDP_AUDIENCE, "jwks": {"keys": [IDP_KEY.public_jwk()]}}
         ],
@@ -59,8 +71,16 @@ def delegation_config(**delegation: Any) -> dict[str, Any]:
     }
 
 
-def start(factory: ServerFactory, **delegation: Any) -> LiveServer:
-    return factory.start(delegation_config(**delegation))
+def start(
+    factory: ServerFactory,
+    *,
+    agent_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    **delegation: Any,
+) -> LiveServer:
+    """A live server with the agents; ``delegation`` overrides the ``delegation`` section and
+    ``agent_overrides`` entries of single agents (e.g. ``{"agent-a": {"max_token_lifetime": 30}}``).
+    """
+    return factory.start(delegation_config(agent_overrides=agent_overrides, **delegation))
 
 
 def user_token(
@@ -106,13 +126,15 @@ def exchange(
     subject_type: str = ACCESS_TOKEN,
     dpop_key: SigningKey | None = None,
     ath: bool | None = None,
+    proof: str | None = None,
     **params: str,
 ) -> httpx.Response:
     """Agent ``agent`` exchanges ``subject_token``.  The proof covers the subject token (ath)
-    when it is one of ours, unless ``ath`` says otherwise."""
-    key = dpop_key or DPOP_KEYS[agent]
-    covered = subject_type == ACCESS_TOKEN if ath is None else ath
-    proof = server.proof(key, access_token=subject_token if covered else None)
+    when it is one of ours, unless ``ath`` says otherwise; ``proof`` replaces it outright."""
+    if proof is None:
+        key = dpop_key or DPOP_KEYS[agent]
+        covered = subject_type == ACCESS_TOKEN if ath is None else ath
+        proof = server.proof(key, access_token=subject_token if covered else None)
     form: dict[str, Any] = {
         "grant_type": TOKEN_EXCHANGE,
         "subject_token": subject_token,
@@ -154,3 +176,18 @@ def introspect(server: LiveServer, token: str) -> dict[str, Any]:
 
 def fresh_jti() -> str:
     return secrets.token_urlsafe(8)
+
+
+def ledger(server: LiveServer) -> dict[str, TokenRecord]:
+    """Every token the server has recorded as issued, by jti, read straight from its database."""
+
+    async def load() -> dict[str, TokenRecord]:
+        db = Database(server.settings.async_database_url)
+        try:
+            async with db.begin() as conn:
+                rows = (await conn.execute(select(issued_tokens))).all()
+        finally:
+            await db.dispose()
+        return {row.jti: TokenRecord(**row._mapping) for row in rows}
+
+    return asyncio.run(load())

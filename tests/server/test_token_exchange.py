@@ -65,6 +65,8 @@ def test_alice_a_b_c_end_to_end(server: LiveServer) -> None:
     assert c2["scope"] == "docs:read"
     assert c2["cnf"] == {"jkt": DPOP_KEYS["agent-b"].kid}
     assert c2["exp"] <= c1["exp"]
+    # ... and it is not cut to the hand-off's own minute: the hand-off only carried it.
+    assert c2["exp"] > claims_of(h)["exp"]
     assert c2["task"] == "quarterly-report"
 
     # agent-b delegates to agent-c in one call, naming agent-c by its own bound token.

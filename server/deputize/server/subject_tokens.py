@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import (
@@ -34,7 +33,6 @@ from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.remote_jwks import JWKSFetchError
 from deputize.server.storage import tokens
-from deputize.server.storage.tables import issued_tokens
 from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF
 
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
@@ -94,40 +92,6 @@ async def _own(
     return claims, record
 
 
-async def hold_lineage(conn: AsyncConnection, jti: str) -> None:
-    """Share-lock the ledger rows of a subject token and of every token above it until commit,
-    refusing if any of them is revoked or being revoked.  Call it last, just before minting.
-
-    A revocation marks the rows it matches and then, in a second statement, everything below
-    them; a child minted after that statement began would escape it.  Holding the whole lineage
-    closes that gap: a revocation of any ancestor either waits for our commit (and then sees
-    the child) or has locked that ancestor first, and then we refuse.  The locks skip rather
-    than wait (SKIP LOCKED), so an exchange never waits while holding ledger locks a
-    revocation needs: no deadlock, whatever order a revocation by task or user locks rows in.
-    (SQLite runs one writing transaction at a time: there the reads alone suffice.)
-    """
-    up = (
-        select(issued_tokens.c.jti, issued_tokens.c.parent_jti)
-        .where(issued_tokens.c.jti == jti)
-        .cte("lineage", recursive=True)
-    )
-    up = up.union_all(
-        select(issued_tokens.c.jti, issued_tokens.c.parent_jti).where(
-            issued_tokens.c.jti == up.c.parent_jti
-        )
-    )
-    lineage = list((await conn.execute(select(up.c.jti))).scalars())
-    held = (
-        await conn.execute(
-            select(issued_tokens.c.revoked_at)
-            .where(issued_tokens.c.jti.in_(lineage))
-            .with_for_update(read=True, skip_locked=True)
-        )
-    ).all()
-    if not lineage or len(held) != len(lineage) or any(r.revoked_at is not None for r in held):
-        raise InvalidGrantError("the subject token, or a token it was delegated from, is revoked")
-
-
 async def read_subject(
     ctx: ServerContext, conn: AsyncConnection, token: str, token_type: str, now: int
 ) -> SubjectToken:
@@ -158,10 +122,16 @@ async def _read_own_subject(
         )
     except JoseError as exc:
         raise InvalidGrantError(f"subject token is malformed: {exc.description}") from None
+    exp = int(claims["exp"])
+    if record.kind == HANDOFF and record.parent_jti is not None:
+        # A hand-off lives seconds, but only to be redeemed: what it hands on may live as long
+        # as the token it was made from.
+        parent = await tokens.get(conn, record.parent_jti)
+        exp = parent.expires_at if parent is not None else exp
     return SubjectToken(
         kind=DELEGATION if record.kind == DELEGATION else HANDOFF,
         chain=chain,
-        exp=int(claims["exp"]),
+        exp=exp,
         scopes=scopes,
         audience=audience,
         jkt=_jkt(claims),

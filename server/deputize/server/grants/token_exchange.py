@@ -49,7 +49,6 @@ from deputize.server.subject_tokens import (
     EXTERNAL,
     JWT_TYPE,
     SubjectToken,
-    hold_lineage,
     read_actor,
     read_subject,
 )
@@ -151,8 +150,11 @@ class TokenExchangeGrant:
         ceiling = (recipient or holder).max_token_lifetime
         exp = attenuate_expiry(subject.exp, now=now, lifetime=lifetime, ceiling=ceiling)
         task = self._task(subject, form.get("task"))
-        if subject.jti is not None:  # revoking any token above the new one must reach it
-            await hold_lineage(conn, subject.jti)
+        # Revoking any token above the new one must reach it (see hold_lineage).
+        if subject.jti is not None and not await tokens.hold_lineage(conn, subject.jti):
+            raise InvalidGrantError(
+                "the subject token, or a token it was delegated from, is revoked"
+            )
 
         if recipient is not None:
             minted = await mint_access_token(

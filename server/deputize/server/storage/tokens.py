@@ -113,6 +113,39 @@ def _descendants(roots: ColumnElement[bool]) -> Select[tuple[str]]:
     return select(tree.c.jti)
 
 
+async def hold_lineage(conn: AsyncConnection, jti: str) -> bool:
+    """Share-lock the row of ``jti`` and of every token above it until commit; False if any of
+    them is revoked or being revoked.  A token exchange calls it last, just before minting.
+
+    A revocation marks the rows it matches and then, in a second statement, everything below
+    them; a child minted after that statement began would escape it.  Holding the whole lineage
+    closes the gap: a revocation of any ancestor either waits for our commit (and then sees the
+    child) or has locked that ancestor first, and then we refuse.  The locks skip rather than
+    wait (SKIP LOCKED), so an exchange never waits while holding ledger locks a revocation
+    needs: no deadlock, whatever order a revocation by task or user locks rows in.  (SQLite
+    runs one writing transaction at a time: there the reads alone suffice.)
+    """
+    up = (
+        select(issued_tokens.c.jti, issued_tokens.c.parent_jti)
+        .where(issued_tokens.c.jti == jti)
+        .cte("lineage", recursive=True)
+    )
+    up = up.union_all(
+        select(issued_tokens.c.jti, issued_tokens.c.parent_jti).where(
+            issued_tokens.c.jti == up.c.parent_jti
+        )
+    )
+    lineage = list((await conn.execute(select(up.c.jti))).scalars())
+    held = (
+        await conn.execute(
+            select(issued_tokens.c.revoked_at)
+            .where(issued_tokens.c.jti.in_(lineage))
+            .with_for_update(read=True, skip_locked=True)
+        )
+    ).all()
+    return bool(lineage) and len(held) == len(lineage) and all(r.revoked_at is None for r in held)
+
+
 async def purge_expired(conn: AsyncConnection, before: int) -> int:
     result = await conn.execute(delete(issued_tokens).where(issued_tokens.c.expires_at < before))
     return result.rowcount
