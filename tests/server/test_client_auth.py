@@ -33,26 +33,11 @@ from support import (
     SECRETS,
     LiveServer,
     ServerFactory,
+    assert_error,
     standard_clients,
 )
 
 Form = dict[str, str]
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, str]:
-    """An RFC 6749 §5.2 error: the status, the code, no-store, and nothing else in the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    assert response.headers["cache-control"] == "no-store"
-    body = response.json()
-    assert isinstance(body, dict)
-    assert body["error"] == error, body
-    assert set(body) <= {"error", "error_description"}
-    assert "Traceback" not in response.text
-    if status == 401:
-        # RFC 6749 §5.2 / RFC 9110 §15.5.2: a 401 carries a challenge.
-        assert response.headers["www-authenticate"].startswith("Basic ")
-    return body
 
 
 def b64url(data: bytes) -> str:

@@ -25,20 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from deputize.keys import KeySet, SigningKey, create_proof, parse, thumbprint
 from deputize.server.settings import Settings
 
-from support import JWT_BEARER, LiveServer, ServerFactory
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, str]:
-    """An RFC 6749 §5.2 error: the status, the code, no-store, and nothing else in the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    assert response.headers["cache-control"] == "no-store"
-    body = response.json()
-    assert isinstance(body, dict)
-    assert body["error"] == error, body
-    assert set(body) <= {"error", "error_description"}
-    assert "Traceback" not in response.text
-    return body
+from support import JWT_BEARER, LiveServer, ServerFactory, assert_error
 
 
 def b64url(data: bytes) -> str:

@@ -16,23 +16,18 @@ import pytest
 from deputize.keys import KeySet, SigningKey, parse
 from deputize.server.client_secrets import hash_secret
 
-from support import API, OTHER_API, SECRETS, LiveServer, ServerFactory, standard_clients
+from support import (
+    API,
+    OTHER_API,
+    SECRETS,
+    LiveServer,
+    ServerFactory,
+    assert_error,
+    standard_clients,
+)
 
 FORM = "application/x-www-form-urlencoded"
 TokenForm = Mapping[str, str | Sequence[str]]
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, str]:
-    """An RFC 6749 §5.2 error: the status, the code, no-store, and nothing else in the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    assert response.headers["cache-control"] == "no-store"
-    body = response.json()
-    assert isinstance(body, dict)
-    assert body["error"] == error, body
-    assert set(body) <= {"error", "error_description"}
-    assert "Traceback" not in response.text and 'File "' not in response.text
-    return body
 
 
 def bearer_form(**extra: str) -> dict[str, str]:
