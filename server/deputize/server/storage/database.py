@@ -30,7 +30,10 @@ class Database:
             # busy timeout: writers queue for the lock instead of failing at once.
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No pool_pre_ping: it costs a round trip per transaction (about 0.65 ms of client
+            # CPU here, half of a one-insert transaction).  Connections are recycled instead, and
+            # one that died anyway is invalidated by its first error.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
