@@ -95,6 +95,13 @@ def retired_publish_until(settings: Settings, now: int) -> int:
     return now + settings.key_refresh_interval + settings.access_token_lifetime + _SKEW
 
 
+async def _drop_expired_retired(conn: AsyncConnection, rows: Sequence[KeyRow], now: int) -> None:
+    """Retired keys leave the store once every token they signed has expired."""
+    for row in rows:
+        if row.state == RETIRED and row.publish_until is not None and row.publish_until <= now:
+            await key_rows.remove(conn, row.kid)
+
+
 async def ensure_keys(conn: AsyncConnection, settings: Settings, now: int) -> None:
     """First start: create an active and a next key.  Later starts: keep the set complete."""
     rows = await key_rows.load(conn)
@@ -108,9 +115,7 @@ async def ensure_keys(conn: AsyncConnection, settings: Settings, now: int) -> No
             await key_rows.remove(conn, row.kid)
     if not any(row.alg == settings.signing_alg for row in nexts):
         await key_rows.add(conn, _new_row(settings.signing_alg, NEXT, now))
-    for row in rows:
-        if row.state == RETIRED and row.publish_until is not None and row.publish_until <= now:
-            await key_rows.remove(conn, row.kid)
+    await _drop_expired_retired(conn, rows, now)
 
 
 async def rotate(
@@ -150,9 +155,7 @@ async def rotate(
         ),
         now,
     )
-    for row in rows:
-        if row.state == RETIRED and row.publish_until is not None and row.publish_until <= now:
-            await key_rows.remove(conn, row.kid)
+    await _drop_expired_retired(conn, rows, now)
     return upcoming
 
 

@@ -6,7 +6,6 @@ statements run on both.  Driver calls never block the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,8 +93,3 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def run(coro: Any) -> Any:
-    """Run a coroutine from synchronous CLI code."""
-    return asyncio.run(coro)
