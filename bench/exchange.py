@@ -258,12 +258,25 @@ class Bench:
         finally:
             await conn.close()
 
+    def server_cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds the server process has used so far (Linux)."""
+        assert self.server is not None
+        fields = Path(f"/proc/{self.server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / ticks, int(fields[12]) / ticks
+
     def round(self, parent: str, label: str) -> dict[str, Any]:
         requests = self.build(self.args.warmup, parent)
         asyncio.run(self.load(requests))
         requests = self.build(self.args.requests, parent)
+        user0, sys0 = self.server_cpu()
         result = asyncio.run(self.load(requests))
+        user1, sys1 = self.server_cpu()
         result["label"] = label
+        # CPU the server spent per exchange: unlike exchanges/s, it does not depend on how
+        # busy the rest of the machine (PostgreSQL, the load generator) keeps the cores.
+        result["server_user_ms"] = 1000 * (user1 - user0) / len(requests)
+        result["server_sys_ms"] = 1000 * (sys1 - sys0) / len(requests)
         return result
 
 
@@ -307,12 +320,17 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"crypto ceiling (3 ES256 verifies + 1 sign): {ceiling:,.0f} exchanges/s per core")
+    print(
+        f"crypto ceiling (3 ES256 verifies + 1 sign): {ceiling:,.0f} exchanges/s per core "
+        f"({1000 / ceiling:.2f} ms per exchange)"
+    )
     for r in results:
         print(
             f"{r['label']:>24}: {r['per_second']:,.0f} exchanges/s "
             f"({r['per_second'] / ceiling:.2f} x ceiling), p50 {r['p50_ms']:.1f} ms, "
-            f"p99 {r['p99_ms']:.1f} ms, statuses {r['statuses']}"
+            f"p99 {r['p99_ms']:.1f} ms, statuses {r['statuses']}; server CPU per exchange "
+            f"{r['server_user_ms'] + r['server_sys_ms']:.2f} ms (user {r['server_user_ms']:.2f}, "
+            f"system {r['server_sys_ms']:.2f})"
         )
     if len(results) == 2:
         change = results[1]["per_second"] / results[0]["per_second"] - 1

@@ -56,6 +56,7 @@ async def _maintenance(ctx: ServerContext) -> None:
 async def start_context(settings: Settings, clock: Callable[[], float]) -> ServerContext:
     db = Database(settings.async_database_url)
     await db.migrate()
+    await db.open_hot_path()
     now = int(clock())
     keyring = Keyring(settings)
     await keyring.start(db, now)
@@ -103,6 +104,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         ctx.metadata_json = encode(build_metadata(settings, sorted(grants)))
         app.state.ctx = ctx
         app.state.grants = grants
+        app.state.repeatable = frozenset().union(*(g.repeatable for g in grants.values()))
         task = asyncio.create_task(_maintenance(ctx))
         try:
             yield

@@ -15,7 +15,6 @@ import json
 from typing import Final
 from urllib.parse import unquote_plus
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import Headers
 
 from deputize.keys import JoseError, KeySet, ParsedJWT, check_audience, check_times, parse
@@ -26,8 +25,7 @@ from deputize.server.errors import InvalidClientError, InvalidRequestError
 from deputize.server.form import Form
 from deputize.server.remote_jwks import JWKSFetchError
 from deputize.server.settings import ClientConfig
-from deputize.server.storage import clients as client_rows
-from deputize.server.storage import replay
+from deputize.server.storage.request_store import RequestStore
 
 JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
@@ -38,12 +36,12 @@ _DUMMY_HASH: Final = hash_secret("deputize-timing-equaliser")
 
 
 async def find_client(
-    ctx: ServerContext, conn: AsyncConnection, client_id: str
+    ctx: ServerContext, store: RequestStore, client_id: str
 ) -> ClientConfig | None:
     client = ctx.static_clients.get(client_id)
     if client is not None:
         return client
-    return await client_rows.get(conn, client_id)
+    return await store.client(client_id)
 
 
 def _basic_credentials(authorization: str) -> tuple[str, str]:
@@ -62,7 +60,7 @@ def _basic_credentials(authorization: str) -> tuple[str, str]:
 
 
 async def authenticate_client(
-    ctx: ServerContext, conn: AsyncConnection, headers: Headers, form: Form, *, endpoint: str
+    ctx: ServerContext, store: RequestStore, headers: Headers, form: Form, *, endpoint: str
 ) -> ClientConfig:
     authorization = headers.get("authorization")
     basic = authorization is not None and authorization.lower().startswith("basic ")
@@ -81,7 +79,7 @@ async def authenticate_client(
         raise InvalidClientError("client authentication required")
     method = used[0]
     if method == "private_key_jwt":
-        return await _private_key_jwt(ctx, conn, form, endpoint=endpoint)
+        return await _private_key_jwt(ctx, store, form, endpoint=endpoint)
     if method == "client_secret_basic":
         assert authorization is not None
         client_id, secret = _basic_credentials(authorization)
@@ -89,7 +87,7 @@ async def authenticate_client(
             raise InvalidRequestError("client_id does not match the authenticated client")
     else:
         client_id, secret = form.require("client_id"), form.require("client_secret")
-    client = await find_client(ctx, conn, client_id)
+    client = await find_client(ctx, store, client_id)
     if client is None or client.client_secret_hash is None:
         verify_secret(secret, _DUMMY_HASH)  # same work whether or not the client exists
         raise InvalidClientError("client authentication failed")
@@ -123,7 +121,7 @@ async def _client_keys(ctx: ServerContext, client: ClientConfig, *, refresh: boo
 
 
 async def _private_key_jwt(
-    ctx: ServerContext, conn: AsyncConnection, form: Form, *, endpoint: str
+    ctx: ServerContext, store: RequestStore, form: Form, *, endpoint: str
 ) -> ClientConfig:
     if form.get("client_assertion_type") != JWT_BEARER:
         raise InvalidClientError(f"client_assertion_type must be {JWT_BEARER}")
@@ -142,7 +140,7 @@ async def _private_key_jwt(
         raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
     if form.get("client_id") not in (None, client_id):
         raise InvalidRequestError("client_id does not match the client assertion")
-    client = await find_client(ctx, conn, client_id)
+    client = await find_client(ctx, store, client_id)
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
         raise InvalidClientError("client authentication failed")
     keys = await _client_keys(ctx, client, refresh=False)
@@ -171,6 +169,6 @@ async def _private_key_jwt(
         raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
     # RFC 7523 §3 item 7: single use — remember the jti until the assertion expires.
     exp = int(claims["exp"]) + _LEEWAY + 1
-    if not await replay.remember(conn, _replay_key(client_id, jti), exp):
+    if not await store.remember(_replay_key(client_id, jti), exp):
         raise InvalidClientError("client assertion has already been used")
     return client

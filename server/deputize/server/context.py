@@ -11,6 +11,7 @@ import httpx
 from deputize.keys import KeySet
 from deputize.server.dpop_state import NonceSource
 from deputize.server.keyring import Keyring
+from deputize.server.recent_misses import RecentMisses
 from deputize.server.remote_jwks import RemoteJWKS
 from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
 from deputize.server.storage.database import Database
@@ -30,3 +31,5 @@ class ServerContext:
     #: Inline client JWKS parsed once per client (config is immutable for the process's life).
     inline_jwks: dict[str, KeySet] = field(default_factory=dict)
     metadata_json: bytes = b""
+    #: ``audience`` values recently found not to name a registered client (token exchange).
+    non_clients: RecentMisses = field(default_factory=lambda: RecentMisses(ttl=5.0))

@@ -12,14 +12,12 @@ import hmac
 import struct
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from deputize.keys import DPoPProof, InvalidProofError, verify_proof
 from deputize.keys._b64 import b64url_decode, b64url_encode
 from deputize.keys.errors import MalformedError
 from deputize.server.errors import InvalidDPoPProofError, UseDPoPNonceError
 from deputize.server.settings import Settings
-from deputize.server.storage import replay
+from deputize.server.storage.request_store import RequestStore
 
 
 class NonceSource:
@@ -84,9 +82,9 @@ def screen_proof(
     return proof
 
 
-async def remember_proof(conn: AsyncConnection, proof: DPoPProof, settings: Settings) -> None:
+async def remember_proof(store: RequestStore, proof: DPoPProof, settings: Settings) -> None:
     """§11.1: accept each proof once.  A proof is acceptable while ``iat`` is within
     ``proof_max_age`` of the clock, so its ``jti`` is remembered until that window has passed."""
     expires = proof.iat + settings.dpop_proof_max_age + 1
-    if not await replay.remember(conn, f"dpop:{proof.jkt}:{proof.jti}", expires):
+    if not await store.remember(f"dpop:{proof.jkt}:{proof.jti}", expires):
         raise InvalidDPoPProofError("DPoP proof has already been used")

@@ -8,12 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from deputize.keys import sign
 from deputize.keys.chain import Chain
 from deputize.server.keyring import Keyring
-from deputize.server.storage import audit, tokens
+from deputize.server.storage import audit
+from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import CLIENT, TokenRecord
 
 #: RFC 9068 §2.1: the media type of JWT access tokens, in its short form.
@@ -30,7 +29,7 @@ class MintedToken:
 
 
 async def mint_access_token(
-    conn: AsyncConnection,
+    store: RequestStore,
     keyring: Keyring,
     *,
     issuer: str,
@@ -72,8 +71,7 @@ async def mint_access_token(
         claims.update(extra_claims)
     token = sign(claims, keyring.view.active, typ=ACCESS_TOKEN_TYP)
     holder = ledger_client or client_id
-    await tokens.record(
-        conn,
+    await store.record(
         TokenRecord(
             jti=jti,
             client_id=holder,
@@ -87,8 +85,7 @@ async def mint_access_token(
             actor=chain.current_actor,
         ),
     )
-    await audit.append(
-        conn,
+    await store.audit(
         audit.AuditEvent(
             event=audit.TOKEN_ISSUED,
             client_id=holder,

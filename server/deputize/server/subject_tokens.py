@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from deputize.keys import (
     SUPPORTED_ALGORITHMS,
     JoseError,
@@ -32,8 +30,8 @@ from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.remote_jwks import JWKSFetchError
-from deputize.server.storage import tokens
-from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF
+from deputize.server.storage.request_store import RequestStore
+from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF, TokenRecord
 
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
@@ -81,33 +79,33 @@ def _jkt(claims: Mapping[str, Any]) -> str | None:
 
 
 async def _own(
-    ctx: ServerContext, conn: AsyncConnection, token: str, now: int, *, what: str, lock: bool
-) -> tuple[Mapping[str, Any], tokens.TokenRecord]:
+    ctx: ServerContext, store: RequestStore, token: str, now: int, *, what: str, lock: bool
+) -> tuple[Mapping[str, Any], TokenRecord]:
     claims = verify_own_token(ctx, token, now=now)
     if claims is None:
         raise InvalidGrantError(f"{what} is invalid, expired or not issued by this server")
-    record = await tokens.get(conn, claims["jti"], lock=lock)
+    record = await store.token(claims["jti"], lock=lock)
     if record is None or record.revoked_at is not None:
         raise InvalidGrantError(f"{what} has been revoked")
     return claims, record
 
 
 async def read_subject(
-    ctx: ServerContext, conn: AsyncConnection, token: str, token_type: str, now: int
+    ctx: ServerContext, store: RequestStore, token: str, token_type: str, now: int
 ) -> SubjectToken:
     if token_type == ACCESS_TOKEN_TYPE:
-        return await _read_own_subject(ctx, conn, token, now)
+        return await _read_own_subject(ctx, store, token, now)
     if token_type in _EXTERNAL_TYPS:
         return await _read_external(ctx, token, token_type, now)
     raise InvalidRequestError(f"unsupported subject_token_type {token_type!r}")
 
 
 async def _read_own_subject(
-    ctx: ServerContext, conn: AsyncConnection, token: str, now: int
+    ctx: ServerContext, store: RequestStore, token: str, now: int
 ) -> SubjectToken:
     # Read without locking: the exchange takes its locks at the end (hold_lineage), and a
     # hand-off's redemption locks its row by updating it.
-    claims, record = await _own(ctx, conn, token, now, what="subject token", lock=False)
+    claims, record = await _own(ctx, store, token, now, what="subject token", lock=False)
     if record.kind == CLIENT:
         raise InvalidGrantError(
             "a client's own token cannot be exchanged: it acts for the client, not for a person"
@@ -126,7 +124,7 @@ async def _read_own_subject(
     if record.kind == HANDOFF and record.parent_jti is not None:
         # A hand-off lives seconds, but only to be redeemed: what it hands on may live as long
         # as the token it was made from.
-        parent = await tokens.get(conn, record.parent_jti)
+        parent = await store.token(record.parent_jti)
         exp = parent.expires_at if parent is not None else exp
     return SubjectToken(
         kind=DELEGATION if record.kind == DELEGATION else HANDOFF,
@@ -197,12 +195,12 @@ async def _read_external(ctx: ServerContext, token: str, token_type: str, now: i
 
 
 async def read_actor(
-    ctx: ServerContext, conn: AsyncConnection, token: str, token_type: str | None, now: int
+    ctx: ServerContext, store: RequestStore, token: str, token_type: str | None, now: int
 ) -> ActorToken:
     """RFC 8693 §2.1 ``actor_token``: here, the actor's own DPoP-bound client token."""
     if token_type != ACCESS_TOKEN_TYPE:
         raise InvalidRequestError(f"actor_token_type must be {ACCESS_TOKEN_TYPE}")
-    claims, record = await _own(ctx, conn, token, now, what="actor token", lock=True)
+    claims, record = await _own(ctx, store, token, now, what="actor token", lock=True)
     jkt = _jkt(claims)
     if record.kind != CLIENT or jkt is None:
         raise InvalidGrantError("the actor token must be the actor's own DPoP-bound token")

@@ -20,6 +20,7 @@ from deputize.server.form import read_form
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import json_response
 from deputize.server.storage import tokens
+from deputize.server.storage.request_store import SqlStore
 
 INACTIVE = {"active": False}
 _CLAIMS = (
@@ -44,8 +45,9 @@ async def introspect(request: Request) -> Response:
     now = int(ctx.clock())
     result: dict[str, Any] = INACTIVE
     async with request_transaction(ctx.db, Refusal("introspect"), now) as conn:
+        endpoint = ctx.settings.endpoint("/introspect")
         client = await authenticate_client(
-            ctx, conn, request.headers, form, endpoint=ctx.settings.endpoint("/introspect")
+            ctx, SqlStore(conn), request.headers, form, endpoint=endpoint
         )
         token = form.require("token")
         claims = verify_own_token(ctx, token, now=now)

@@ -19,6 +19,7 @@ from deputize.server.form import read_form
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import NO_STORE
 from deputize.server.revocation import revoke as revoke_tokens
+from deputize.server.storage.request_store import SqlStore
 
 
 async def revoke(request: Request) -> Response:
@@ -27,7 +28,7 @@ async def revoke(request: Request) -> Response:
     now = int(ctx.clock())
     async with request_transaction(ctx.db, Refusal("revoke"), now) as conn:
         client = await authenticate_client(
-            ctx, conn, request.headers, form, endpoint=ctx.settings.endpoint("/revoke")
+            ctx, SqlStore(conn), request.headers, form, endpoint=ctx.settings.endpoint("/revoke")
         )
         token = form.require("token")
         # token_type_hint is only a hint (§2.1); Deputize issues one kind of token.

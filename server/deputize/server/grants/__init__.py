@@ -17,12 +17,13 @@ from deputize.server.context import ServerContext
 from deputize.server.endpoints import Refusal
 from deputize.server.form import Form
 from deputize.server.settings import ClientConfig
+from deputize.server.storage.request_store import RequestStore
 
 
 @dataclass(frozen=True, slots=True)
 class TokenRequest:
     ctx: ServerContext
-    conn: AsyncConnection
+    store: RequestStore
     client: ClientConfig
     form: Form
     proof: DPoPProof | None
@@ -30,11 +31,19 @@ class TokenRequest:
     refusal: Refusal
     """Filled in as the grant learns who and what the request is about, for the audit trail."""
 
+    @property
+    def conn(self) -> AsyncConnection:
+        """The request's SQLAlchemy connection; only for grants that are not ``batched``."""
+        return self.store.conn
+
 
 class Grant(Protocol):
     grant_type: ClassVar[str]
     #: Parameters that may appear more than once (RFC 8707 ``resource``, RFC 8693 ``audience``).
     repeatable: ClassVar[frozenset[str]]
+    #: Whether the grant does all its storage through ``TokenRequest.store`` (never ``conn``),
+    #: so PostgreSQL can run it on the batched hot path (``storage/batched.py``).
+    batched: ClassVar[bool]
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]: ...
 

@@ -19,6 +19,7 @@ from deputize.server.scopes import parse_scope, select_audience, select_scopes
 class ClientCredentialsGrant:
     grant_type: ClassVar[str] = "client_credentials"
     repeatable: ClassVar[frozenset[str]] = frozenset({"resource"})
+    batched: ClassVar[bool] = True
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
         client = request.client
@@ -27,7 +28,7 @@ class ClientCredentialsGrant:
         audience = select_audience(request.form, client.audiences, settings.issuer)
         jkt = request.proof.jkt if request.proof is not None else None
         minted = await mint_access_token(
-            request.conn,
+            request.store,
             request.ctx.keyring,
             issuer=settings.issuer,
             chain=Chain(client.client_id),

@@ -42,7 +42,6 @@ from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
 from deputize.server.scopes import parse_scope
 from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig
-from deputize.server.storage import tokens
 from deputize.server.storage.tokens import DELEGATION, HANDOFF
 from deputize.server.subject_tokens import (
     ACCESS_TOKEN_TYPE,
@@ -68,6 +67,7 @@ def _refuse(exc: AttenuationError) -> OAuthError:
 class TokenExchangeGrant:
     grant_type: ClassVar[str] = TOKEN_EXCHANGE
     repeatable: ClassVar[frozenset[str]] = frozenset({"resource", "audience"})
+    batched: ClassVar[bool] = True
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
         try:
@@ -78,8 +78,8 @@ class TokenExchangeGrant:
             raise InvalidGrantError(exc.description) from None
 
     async def _exchange(self, request: TokenRequest) -> Mapping[str, Any]:
-        ctx, conn, form, client, now = (
-            request.ctx, request.conn, request.form, request.client, request.now
+        ctx, store, form, client, now = (
+            request.ctx, request.store, request.form, request.client, request.now
         )  # fmt: skip
         settings = ctx.settings
         proof = request.proof
@@ -89,7 +89,7 @@ class TokenExchangeGrant:
             raise InvalidRequestError("only access tokens can be requested")
         subject_token = form.require("subject_token")
         subject = await read_subject(
-            ctx, conn, subject_token, form.require("subject_token_type"), now
+            ctx, store, subject_token, form.require("subject_token_type"), now
         )
         request.refusal.subject = subject.chain.subject
         request.refusal.actors = subject.chain.actors
@@ -121,7 +121,7 @@ class TokenExchangeGrant:
             if subject.holder != client.client_id or recipients or actor_token is not None:
                 raise InvalidGrantError("this hand-off token is for another client")
             assert subject.jti is not None
-            if not await tokens.redeem(conn, subject.jti, now):
+            if not await store.redeem(subject.jti, now):
                 raise InvalidGrantError("this hand-off token has already been used")
             chain = self._extend(chain, client, request)
         elif subject.kind == DELEGATION:
@@ -133,7 +133,7 @@ class TokenExchangeGrant:
                 caps.append(authorise(settings, subject, client.client_id))
         if actor_token is not None:
             # Rule 2: delegate in one call to the actor whose own bound token is presented.
-            actor = await read_actor(ctx, conn, actor_token, form.get("actor_token_type"), now)
+            actor = await read_actor(ctx, store, actor_token, form.get("actor_token_type"), now)
             actor_client = await _client(request, actor.client_id)
             chain = self._extend(chain, actor_client, request)
             if subject.kind == EXTERNAL and subject.jkt is None:
@@ -151,14 +151,14 @@ class TokenExchangeGrant:
         exp = attenuate_expiry(subject.exp, now=now, lifetime=lifetime, ceiling=ceiling)
         task = self._task(subject, form.get("task"))
         # Revoking any token above the new one must reach it (see hold_lineage).
-        if subject.jti is not None and not await tokens.hold_lineage(conn, subject.jti):
+        if subject.jti is not None and not await store.hold_lineage(subject.jti):
             raise InvalidGrantError(
                 "the subject token, or a token it was delegated from, is revoked"
             )
 
         if recipient is not None:
             minted = await mint_access_token(
-                conn, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=client.client_id,
+                store, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=client.client_id,
                 audience=[recipient.client_id], scopes=scopes, now=now, expires_at=exp, jkt=None,
                 kind=HANDOFF, parent_jti=subject.jti, task=task, ledger_client=recipient.client_id,
                 extra_claims={"resources": audience},
@@ -166,7 +166,7 @@ class TokenExchangeGrant:
             token_type = "N_A"  # RFC 8693 §2.2.1: not usable at a resource server
         else:
             minted = await mint_access_token(
-                conn, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=holder.client_id,
+                store, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=holder.client_id,
                 audience=audience, scopes=scopes, now=now, expires_at=exp, jkt=jkt,
                 kind=DELEGATION, parent_jti=subject.jti, task=task,
             )  # fmt: skip
@@ -240,12 +240,23 @@ class TokenExchangeGrant:
 
 
 async def _is_agent(request: TokenRequest, value: str) -> bool:
-    client = await find_client(request.ctx, request.conn, value)
+    """Whether an ``audience`` value names a registered agent (a hand-off) or a resource.
+
+    Values recently found to name no client at all are not looked up again for a few seconds:
+    at worst, a client registered in that window is taken for a resource URI, which only
+    narrows the new token's audience to that value — it gains no one anything.
+    """
+    ctx = request.ctx
+    if value not in ctx.static_clients and ctx.non_clients.seen(value, request.now):
+        return False
+    client = await find_client(ctx, request.store, value)
+    if client is None:
+        ctx.non_clients.add(value, request.now)
     return client is not None and client.agent
 
 
 async def _client(request: TokenRequest, client_id: str) -> ClientConfig:
-    client = await find_client(request.ctx, request.conn, client_id)
+    client = await find_client(request.ctx, request.store, client_id)
     if client is None:
         raise InvalidGrantError(f"{client_id!r} is not a registered client")
     return client

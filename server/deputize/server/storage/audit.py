@@ -71,17 +71,27 @@ _MOVE_HEAD = (
 
 
 def _digest(prev_hash: str, row: Mapping[str, Any]) -> str:
-    payload = json.dumps([row[name] for name in _FIELDS], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{prev_hash}|{payload}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{prev_hash}|[{row['chain']},{row['seq']},{hash_tail(row)}".encode()
+    ).hexdigest()
 
 
-async def append(conn: AsyncConnection, event: AuditEvent, now: int) -> None:
-    """Add ``event`` to one of the chains, inside the caller's transaction."""
-    chain = random.randrange(AUDIT_CHAINS)  # noqa: S311 - load spreading, not security
-    head = (await conn.execute(_LOCK_HEAD, {"chain": chain})).one()
-    row: dict[str, Any] = {
-        "chain": chain,
-        "seq": head.seq + 1,
+def hash_tail(row: Mapping[str, Any]) -> str:
+    """The hashed text of an entry after its chain and sequence number.
+
+    An entry's hash is ``sha256(prev_hash + "|[" + chain + "," + seq + "," + tail)``: the JSON
+    array of its fields.  Split this way so PostgreSQL's batched path (``storage/batched.py``)
+    can append an entry whose ``seq`` and ``prev_hash`` it only learns under the head's lock.
+    """
+    return json.dumps(
+        [row[name] for name in _FIELDS[2:]], separators=(",", ":"), ensure_ascii=False
+    )[1:]
+
+
+def entry(event: AuditEvent, now: int) -> dict[str, Any]:
+    """The stored fields of ``event``, on a chain picked at random (load spreading)."""
+    return {
+        "chain": random.randrange(AUDIT_CHAINS),  # noqa: S311 - load spreading, not security
         "at": now,
         "event": event.event,
         "client_id": event.client_id,
@@ -94,9 +104,18 @@ async def append(conn: AsyncConnection, event: AuditEvent, now: int) -> None:
         "reason": event.reason,
         "details": json.dumps(dict(event.details), sort_keys=True) if event.details else None,
     }
+
+
+async def append(conn: AsyncConnection, event: AuditEvent, now: int) -> None:
+    """Add ``event`` to one of the chains, inside the caller's transaction."""
+    row = entry(event, now)
+    head = (await conn.execute(_LOCK_HEAD, {"chain": row["chain"]})).one()
+    row["seq"] = head.seq + 1
     digest = _digest(head.hash, row)
     await conn.execute(_INSERT, {**row, "prev_hash": head.hash, "hash": digest})
-    await conn.execute(_MOVE_HEAD, {"head_chain": chain, "new_seq": row["seq"], "new_hash": digest})
+    await conn.execute(
+        _MOVE_HEAD, {"head_chain": row["chain"], "new_seq": row["seq"], "new_hash": digest}
+    )
 
 
 @dataclass(frozen=True, slots=True)

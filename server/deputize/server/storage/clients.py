@@ -12,7 +12,7 @@ from deputize.server.settings import ClientConfig, ConfigError, parse_client
 from deputize.server.storage.tables import clients
 
 
-def _from_row(metadata_json: str, secret_hash: str | None) -> ClientConfig:
+def client_from_row(metadata_json: str, secret_hash: str | None) -> ClientConfig:
     data = json.loads(metadata_json)
     data = {k: v for k, v in data.items() if v is not None}
     if secret_hash is not None:
@@ -28,14 +28,14 @@ async def get(conn: AsyncConnection, client_id: str) -> ClientConfig | None:
             )
         )
     ).first()
-    return None if row is None else _from_row(row.metadata_json, row.secret_hash)
+    return None if row is None else client_from_row(row.metadata_json, row.secret_hash)
 
 
 async def list_all(conn: AsyncConnection) -> list[ClientConfig]:
     rows = await conn.execute(
         select(clients.c.metadata_json, clients.c.secret_hash).order_by(clients.c.client_id)
     )
-    return [_from_row(row.metadata_json, row.secret_hash) for row in rows]
+    return [client_from_row(row.metadata_json, row.secret_hash) for row in rows]
 
 
 async def add(conn: AsyncConnection, client: ClientConfig, now: int) -> None:

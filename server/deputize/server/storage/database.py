@@ -17,6 +17,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from deputize.server.storage.batched import HotPath
+
 _LOCK_ID = zlib.crc32(b"deputize-startup")
 
 
@@ -36,6 +38,17 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
+        self._pool_size = pool_size
+        #: PostgreSQL's batched path for the token endpoint, once :meth:`open_hot_path` ran.
+        self.hot_path: HotPath | None = None
+
+    async def open_hot_path(self) -> None:
+        """Open the driver-level pool the token endpoint's hot path uses (PostgreSQL only;
+        call after :meth:`migrate`, which creates the function that path relies on)."""
+        if self.dialect == "postgresql" and self.hot_path is None:
+            hot_path = HotPath(self.url, size=self._pool_size)
+            await hot_path.open()
+            self.hot_path = hot_path
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -65,6 +78,9 @@ class Database:
             await conn.commit()
 
     async def dispose(self) -> None:
+        if self.hot_path is not None:
+            await self.hot_path.close()
+            self.hot_path = None
         await self.engine.dispose()
 
 
