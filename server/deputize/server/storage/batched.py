@@ -1,4 +1,4 @@
-"""PostgreSQL's hot path for the token endpoint: two round trips where there were a dozen.
+"""PostgreSQL's hot path for the token endpoint: one round trip where there were a dozen.
 
 A token exchange through SQLAlchemy took about twelve round trips (BEGIN, two replay inserts,
 the subject's ledger row, a client lookup, the lineage walk and its share locks, the ledger
@@ -11,12 +11,14 @@ function created by migration 0005 — which runs them in one implicit transacti
 commit durably and together, or not at all:
 
 1. the one-time values (client assertion and DPoP proof ``jti``), each of which must be new;
-2. the hand-off redemption, which must find the token unused and unrevoked;
-3. the share locks on tokens read with ``lock=True`` and on the subject's whole lineage,
+2. the rows it did not read: a delegation token's row as its verified claims describe it
+   (``RequestStore.token(claimed=...)``) must exist, unrevoked, with that kind, holder and task;
+3. the hand-off redemption, which must find the token unused and unrevoked;
+4. the share locks on tokens read with ``lock=True`` and on the subject's whole lineage,
    none of which may be revoked or being revoked (SKIP LOCKED: fail closed, never wait);
-4. the new ledger rows and their hash-chained audit entries.
+5. the new ledger rows and their hash-chained audit entries.
 
-If any of 1-3 fails, the function raises, nothing is written, and :class:`Conflict` tells the
+If any of 1-4 fails, the function raises, nothing is written, and :class:`Conflict` tells the
 endpoint to run the request again on an ordinary transaction (``request_store.SqlStore``),
 which meets the same condition and refuses the request with the usual error and audit entry.
 """
@@ -42,7 +44,9 @@ from deputize.server.storage.tokens import TokenRecord
 _CONFLICT_CLASS: Final = "DZ"
 _GET_TOKEN: Final = "SELECT * FROM issued_tokens WHERE jti = $1"
 _GET_CLIENT: Final = "SELECT metadata_json, secret_hash FROM clients WHERE client_id = $1"
-_APPLY: Final = "SELECT deputize_apply($1::jsonb, $2, $3::text[], $4, $5, $6::jsonb, $7::jsonb)"
+_APPLY: Final = (
+    "SELECT deputize_apply($1::jsonb, $2::jsonb, $3, $4::text[], $5, $6, $7::jsonb, $8::jsonb)"
+)
 
 
 class Conflict(Exception):
@@ -60,13 +64,17 @@ class HotPathStats:
 class BatchedStore:
     """A :class:`~deputize.server.storage.request_store.RequestStore` for one request."""
 
-    __slots__ = ("_audit", "_db", "_held", "_lineage_of", "_redeem", "_replay", "_stats", "_tokens")
+    __slots__ = (
+        "_audit", "_confirm", "_db", "_held", "_lineage_of", "_redeem", "_replay", "_stats",
+        "_tokens",
+    )  # fmt: skip
 
     def __init__(self, db: asyncpg.Connection, stats: HotPathStats) -> None:
         self._db = db
         self._stats = stats
         self._replay: list[tuple[str, int]] = []
         self._held: list[str] = []
+        self._confirm: list[list[str | None]] = []
         self._lineage_of: str | None = None
         self._redeem: tuple[str, int] | None = None
         self._tokens: list[dict[str, Any]] = []
@@ -84,7 +92,12 @@ class BatchedStore:
         row = await self._db.fetchrow(_GET_CLIENT, client_id)
         return None if row is None else client_from_row(row["metadata_json"], row["secret_hash"])
 
-    async def token(self, jti: str, *, lock: bool = False) -> TokenRecord | None:
+    async def token(
+        self, jti: str, *, lock: bool = False, claimed: TokenRecord | None = None
+    ) -> TokenRecord | None:
+        if claimed is not None and not lock:
+            self._confirm.append([jti, claimed.kind, claimed.client_id, claimed.task])
+            return claimed  # checked at commit
         row = await self._db.fetchrow(_GET_TOKEN, jti)
         if row is None:
             return None
@@ -118,6 +131,7 @@ class BatchedStore:
             await self._db.fetchval(
                 _APPLY,
                 json.dumps(self._replay),
+                json.dumps(self._confirm),
                 self._lineage_of,
                 sorted(set(self._held)),
                 self._redeem[0] if self._redeem else None,

@@ -36,8 +36,15 @@ class RequestStore(Protocol):
         """A client registered at runtime (``deputize clients add``)."""
         ...
 
-    async def token(self, jti: str, *, lock: bool = False) -> TokenRecord | None:
-        """The ledger row of ``jti``; ``lock`` keeps it from being revoked until commit."""
+    async def token(
+        self, jti: str, *, lock: bool = False, claimed: TokenRecord | None = None
+    ) -> TokenRecord | None:
+        """The ledger row of ``jti``; ``lock`` keeps it from being revoked until commit.
+
+        ``claimed`` is the row as the token's verified claims describe it: a store that
+        defers writes may return it unread, and must then refuse at commit unless the row
+        exists, is unrevoked and agrees on kind, holder and task.
+        """
         ...
 
     async def redeem(self, jti: str, now: int) -> bool:
@@ -76,7 +83,9 @@ class SqlStore:
     async def client(self, client_id: str) -> ClientConfig | None:
         return await client_rows.get(self._conn, client_id)
 
-    async def token(self, jti: str, *, lock: bool = False) -> TokenRecord | None:
+    async def token(
+        self, jti: str, *, lock: bool = False, claimed: TokenRecord | None = None
+    ) -> TokenRecord | None:
         return await tokens.get(self._conn, jti, lock=lock)
 
     async def redeem(self, jti: str, now: int) -> bool:

@@ -24,6 +24,7 @@ depends_on = None
 APPLY = r"""
 CREATE OR REPLACE FUNCTION deputize_apply(
     replay jsonb,          -- [[key, expires_at], ...]: one-time values, each must be new
+    confirm jsonb,         -- [[jti, kind, client_id, task], ...]: rows the caller did not read
     lineage_of text,       -- share-lock this token and every token above it
     held text[],           -- share-lock these tokens too
     redeem_jti text,       -- use this single-use token
@@ -47,6 +48,19 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         IF n <> jsonb_array_length(replay) THEN
             RAISE EXCEPTION 'a one-time value was used before' USING ERRCODE = 'DZ001';
+        END IF;
+    END IF;
+
+    -- Rows taken from a token's own verified claims instead of being read: they must exist,
+    -- unrevoked, and agree with those claims.
+    IF jsonb_array_length(confirm) > 0 THEN
+        SELECT count(*) INTO n
+        FROM jsonb_array_elements(confirm) AS c
+        JOIN issued_tokens t ON t.jti = c->>0
+        WHERE t.kind = c->>1 AND t.client_id = c->>2 AND t.task IS NOT DISTINCT FROM c->>3
+          AND t.revoked_at IS NULL;
+        IF n <> jsonb_array_length(confirm) THEN
+            RAISE EXCEPTION 'a presented token is not as recorded' USING ERRCODE = 'DZ005';
         END IF;
     END IF;
 
@@ -121,5 +135,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "DROP FUNCTION IF EXISTS "
-            "deputize_apply(jsonb, text, text[], text, bigint, jsonb, jsonb)"
+            "deputize_apply(jsonb, jsonb, text, text[], text, bigint, jsonb, jsonb)"
         )
