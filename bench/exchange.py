@@ -250,8 +250,9 @@ class Bench:
                 """INSERT INTO issued_tokens (jti, client_id, subject, parent_jti, jkt, issued_at,
                        expires_at, kind, task, actor)
                    SELECT 'bench-' || g, 'bench-agent', 'user-' || (g % 10000), NULL, 'x',
-                          $1, $1 + 86400, 'delegation', 'task-' || (g % 1000), 'bench-agent'
-                   FROM generate_series(1, $2) AS g""",
+                          $1::bigint, $1::bigint + 86400, 'delegation', 'task-' || (g % 1000),
+                          'bench-agent'
+                   FROM generate_series(1, $2::int) AS g""",
                 now, rows,
             )  # fmt: skip
             await conn.execute("ANALYZE issued_tokens")

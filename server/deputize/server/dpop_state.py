@@ -24,10 +24,18 @@ class NonceSource:
     def __init__(self, secret: bytes, lifetime: int) -> None:
         self._secret = secret
         self._lifetime = lifetime
+        self._macs: dict[int, bytes] = {}
 
     def _mac(self, window: int) -> bytes:
-        packed = struct.pack(">Q", window)
-        return packed + hmac.new(self._secret, b"dpop-nonce" + packed, hashlib.sha256).digest()[:16]
+        mac = self._macs.get(window)
+        if mac is None:
+            packed = struct.pack(">Q", window)
+            digest = hmac.new(self._secret, b"dpop-nonce" + packed, hashlib.sha256).digest()
+            mac = packed + digest[:16]
+            if len(self._macs) >= 8:  # only the windows around now are ever asked for
+                self._macs.clear()
+            self._macs[window] = mac
+        return mac
 
     def current(self, now: float) -> str:
         return b64url_encode(self._mac(int(now) // self._lifetime))
