@@ -26,6 +26,7 @@ class TokenRecord:
     task: str | None = None
     actor: str | None = None
     redeemed_at: int | None = None
+    status_idx: int | None = None
 
 
 # Statements built once; the hot path only binds parameters.
