@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from deputize.keys import SigningKey, create_proof, sign
@@ -98,3 +98,30 @@ def status_list_token(
         **overrides,
     }
     return sign(claims, key, typ="statuslist+jwt")
+
+
+class ServedApp:
+    """An ASGI app under uvicorn on a loopback port, in a thread (like ``support.LiveServer``)."""
+
+    def __init__(self, make_app: Callable[[str], Any]) -> None:
+        """``make_app`` gets the URL the app is served at (its public base URL)."""
+        import socket
+        import threading
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(make_app(self.url), log_level="warning", lifespan="on", access_log=False)
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
