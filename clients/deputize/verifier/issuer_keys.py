@@ -56,6 +56,8 @@ class IssuerKeys:
         self._async_lock: asyncio.Lock | None = None
         self.fetches = 0
         """How many times the JWKS was fetched (for tests and monitoring)."""
+        self.generation = 0
+        """Changes whenever the key set does: results verified with older sets are rechecked."""
 
     def find(self, token: ParsedJWT) -> PublicKey | None:
         """The key for ``token`` from memory; None when it is not (yet) known."""
@@ -113,6 +115,8 @@ class IssuerKeys:
             keys = KeySet.from_jwks(document)
         except JoseError as exc:
             raise UnavailableError(f"{uri}: unusable JWKS: {exc.description}") from None
+        if keys.keys() != self._keys.keys():
+            self.generation += 1
         self._keys = keys
         self._loaded_at = self._clock()
         self.fetches += 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
@@ -40,7 +41,7 @@ from deputize.keys import (
     parse,
     verify_proof,
 )
-from deputize.keys.chain import audience_list, parse_chain, scope_list
+from deputize.keys.chain import Chain, audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.keys.jwt import string_claim
 from deputize.verifier.errors import (
@@ -57,7 +58,12 @@ from deputize.verifier.nonces import NonceSource
 from deputize.verifier.policy import ChainPolicy
 from deputize.verifier.principal import Principal
 from deputize.verifier.replay import ReplayCache
-from deputize.verifier.status_list import VALID, StatusLists, status_reference
+from deputize.verifier.status_list import (
+    VALID,
+    StatusLists,
+    StatusReference,
+    status_reference,
+)
 
 #: RFC 9068 §2.1.
 ACCESS_TOKEN_TYP: Final = "at+jwt"
@@ -67,6 +73,22 @@ Headers = str | Sequence[str] | None
 
 class _NeedKeys(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _VerifiedToken:
+    """What checks 2 and 3 established about one token string; they do not change with time."""
+
+    generation: int
+    claims: Mapping[str, Any]
+    chain: Chain
+    scopes: frozenset[str]
+    audience: tuple[str, ...]
+    jti: str
+    client_id: str
+    jkt: str
+    task: str | None
+    status: StatusReference | None
 
 
 class _NeedStatus(Exception):
@@ -99,6 +121,7 @@ class Verifier:
         nonces: NonceSource | None = None,
         replay: ReplayCache | None = None,
         require_status: bool = False,
+        token_cache_size: int = 4096,
         status_max_age: float = 300,
         status_retry_interval: float = 5,
         key_refresh_interval: float = 30,
@@ -128,6 +151,8 @@ class Verifier:
             self.keys, algorithms=self.algorithms, max_age=status_max_age, leeway=leeway,
             retry_interval=status_retry_interval, clock=clock,
         )  # fmt: skip
+        self._tokens: dict[str, _VerifiedToken] = {}
+        self._token_cache_size = token_cache_size
         self._http = http
         self._async_http = async_http
         self._owns_http = http is None
@@ -236,35 +261,17 @@ class Verifier:
         if len(proofs) != 1:  # RFC 9449 §4.3 check 1
             raise InvalidDPoPProofError("send exactly one DPoP proof header")
 
-        # 2. The access token (RFC 9068 §4).
+        # 2 and 3: the token's signature and fixed claims, once per token string (cached,
+        # bounded, and rechecked when the issuer's key set changes); times on every request.
+        verified = self._tokens.get(token)
+        if verified is None or verified.generation != self.keys.generation:
+            verified = self._verify_token(token)
+        claims = verified.claims
         try:
-            parsed = parse(token, algorithms=self.algorithms, typ=ACCESS_TOKEN_TYP)
-        except JoseError as exc:
-            raise InvalidTokenError(exc.description) from None
-        key = self.keys.find(parsed)
-        if key is None:
-            raise _NeedKeys
-        try:
-            claims = parsed.verify(key)
-            if claims.get("iss") != self.issuer:
-                raise InvalidTokenError("token is from another issuer")
-            check_audience(claims, self.audience)
             check_times(claims, now=now, leeway=self.leeway, require_exp=True, require_iat=True)
-            jti = string_claim(claims, "jti")
-            client_id = string_claim(claims, "client_id")
-            # 3. The chain, parsed by the rules the issuer mints by.
-            chain = parse_chain(claims)
-            scopes = frozenset(scope_list(claims))
-            audience = tuple(audience_list(claims))
         except JoseError as exc:
             raise InvalidTokenError(exc.description) from None
-        cnf = claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
-        if not isinstance(jkt, str):
-            raise InvalidTokenError("token is not DPoP-bound (no cnf.jkt)")
-        task = claims.get("task")
-        if task is not None and not isinstance(task, str):
-            raise InvalidTokenError("malformed 'task' claim")
+        jkt = verified.jkt
 
         # 4. The proof (RFC 9449 §4.3, §7.1), bound to this token and its key.
         try:
@@ -282,9 +289,8 @@ class Verifier:
             )
 
         # 5. Revocation, from the issuer's status list.
-        ref = status_reference(claims)
+        ref = verified.status
         if ref is not None:
-            self.status_lists.check_uri(ref.uri)
             status = self.status_lists.lookup(ref, now, stale_ok=stale_ok)
             if status is None:
                 if stale_ok:
@@ -296,6 +302,7 @@ class Verifier:
             raise InvalidTokenError("token carries no status list reference")
 
         # 6. This resource's own rules.
+        chain, scopes = verified.chain, verified.scopes
         self.policy.check(chain, claims)
         missing = [s for s in required if s not in scopes]
         if missing:
@@ -315,14 +322,56 @@ class Verifier:
             actor=chain.current_actor,
             chain=chain,
             scopes=scopes,
-            audience=audience,
-            task=task,
-            client_id=client_id,
-            jti=jti,
+            audience=verified.audience,
+            task=verified.task,
+            client_id=verified.client_id,
+            jti=verified.jti,
             expires_at=int(claims["exp"]),
             jkt=jkt,
             claims=claims,
         )
+
+    def _verify_token(self, token: str) -> _VerifiedToken:
+        """Checks 2 (but times) and 3 (RFC 9068 §4); caches the result by token string."""
+        generation = self.keys.generation
+        try:
+            parsed = parse(token, algorithms=self.algorithms, typ=ACCESS_TOKEN_TYP)
+        except JoseError as exc:
+            raise InvalidTokenError(exc.description) from None
+        key = self.keys.find(parsed)
+        if key is None:
+            raise _NeedKeys
+        try:
+            claims = parsed.verify(key)
+            if claims.get("iss") != self.issuer:
+                raise InvalidTokenError("token is from another issuer")
+            check_audience(claims, self.audience)
+            jti = string_claim(claims, "jti")
+            client_id = string_claim(claims, "client_id")
+            chain = parse_chain(claims)  # the rules the issuer mints by
+            scopes = frozenset(scope_list(claims))
+            audience = tuple(audience_list(claims))
+        except JoseError as exc:
+            raise InvalidTokenError(exc.description) from None
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str):
+            raise InvalidTokenError("token is not DPoP-bound (no cnf.jkt)")
+        task = claims.get("task")
+        if task is not None and not isinstance(task, str):
+            raise InvalidTokenError("malformed 'task' claim")
+        status = status_reference(claims)
+        if status is not None:
+            self.status_lists.check_uri(status.uri)
+        verified = _VerifiedToken(
+            generation=generation, claims=claims, chain=chain, scopes=scopes, audience=audience,
+            jti=jti, client_id=client_id, jkt=jkt, task=task, status=status,
+        )  # fmt: skip
+        tokens = self._tokens
+        tokens[token] = verified
+        if len(tokens) > self._token_cache_size:  # bounded: drop the oldest entry
+            del tokens[next(iter(tokens))]
+        return verified
 
     @staticmethod
     def _token_from(authorization: Headers) -> str:

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -62,8 +63,11 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(output)
 
 
+@lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str:
     """The form in which ``htu`` values are compared (§4.3 check 9).
+
+    Pure, so memoised (bounded): a resource's few URLs are normalised once, not per request.
 
     Query and fragment are dropped; the rest is normalised per RFC 3986 §6.2.2 (case,
     percent-encoding, dot segments) and §6.2.3 (default port, empty path is ``/``).
