@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from deputize.keys import InvalidKeyError, SigningKey
+from deputize.keys import InvalidKeyError, MalformedError, SigningKey
 from deputize.keys._b64 import b64url_decode, b64url_encode
 
 _EC = {"P-256": (ec.SECP256R1(), "ES256", 32), "P-384": (ec.SECP384R1(), "ES384", 48)}
@@ -41,6 +41,13 @@ def _int(jwk: Mapping[str, Any], name: str) -> int:
 
 def key_from_jwk(jwk: Mapping[str, Any]) -> SigningKey:
     """A signing key from a private JWK (EC P-256/P-384, Ed25519 or RSA)."""
+    try:
+        return _key_from_jwk(jwk)
+    except (ValueError, MalformedError):  # bad numbers, a point off the curve, bad base64url
+        raise InvalidKeyError("the private JWK does not describe a valid key") from None
+
+
+def _key_from_jwk(jwk: Mapping[str, Any]) -> SigningKey:
     kty, alg = jwk.get("kty"), jwk.get("alg")
     alg = alg if isinstance(alg, str) else None
     private: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
