@@ -1,9 +1,10 @@
 """FastAPI adapter: a dependency per scope set.  Imports FastAPI; the core does not.
 
     deputize = DeputizeAuth(Verifier(ISSUER, RESOURCE), base_url=RESOURCE)
+    Reader = Annotated[Principal, Depends(deputize.requires("docs:read"))]
 
     @app.get("/documents/{doc_id}")
-    async def read(doc_id: str, principal: Principal = Depends(deputize.requires("docs:read"))):
+    async def read(doc_id: str, principal: Reader):
         return {"user": principal.user, "actor": principal.actor}
 
 A refusal is an ``HTTPException`` with the RFC 6750 / RFC 9449 challenge in its headers and
