@@ -28,6 +28,7 @@ import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import httpx
@@ -363,8 +364,10 @@ class Verifier:
         status = status_reference(claims)
         if status is not None:
             self.status_lists.check_uri(status.uri)
+        # Read-only: the same claims are handed to every request that presents this token.
+        frozen = MappingProxyType(dict(claims))
         verified = _VerifiedToken(
-            generation=generation, claims=claims, chain=chain, scopes=scopes, audience=audience,
+            generation=generation, claims=frozen, chain=chain, scopes=scopes, audience=audience,
             jti=jti, client_id=client_id, jkt=jkt, task=task, status=status,
         )  # fmt: skip
         tokens = self._tokens
