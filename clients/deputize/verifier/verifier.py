@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -152,7 +153,9 @@ class Verifier:
             self.keys, algorithms=self.algorithms, max_age=status_max_age, leeway=leeway,
             retry_interval=status_retry_interval, clock=clock,
         )  # fmt: skip
-        self._tokens: dict[str, _VerifiedToken] = {}
+        # OrderedDict: dropping the oldest entry is O(1) (a dict's first live entry is found by
+        # skipping every deleted slot before it).
+        self._tokens: OrderedDict[str, _VerifiedToken] = OrderedDict()
         self._token_cache_size = token_cache_size
         self._http = http
         self._async_http = async_http
@@ -373,7 +376,7 @@ class Verifier:
         tokens = self._tokens
         tokens[token] = verified
         if len(tokens) > self._token_cache_size:  # bounded: drop the oldest entry
-            del tokens[next(iter(tokens))]
+            tokens.popitem(last=False)
         return verified
 
     @staticmethod
