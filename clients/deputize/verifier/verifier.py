@@ -368,7 +368,7 @@ class Verifier:
         if status is not None:
             self.status_lists.check_uri(status.uri)
         # Read-only: the same claims are handed to every request that presents this token.
-        frozen = MappingProxyType(dict(claims))
+        frozen = MappingProxyType(claims)
         verified = _VerifiedToken(
             generation=generation, claims=frozen, chain=chain, scopes=scopes, audience=audience,
             jti=jti, client_id=client_id, jkt=jkt, task=task, status=status,
