@@ -15,7 +15,7 @@ import yaml
 from deputize.keys import SigningKey
 from deputize.server import cli, settings
 
-from support import LiveServer
+from support import LiveServer, ServerFactory
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -59,6 +59,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "keys",
         "http",
         "delegation",
+        "status_list",
     }
 
 
@@ -127,3 +128,78 @@ def test_quickstart_code_runs(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "DPoP reports:read 300"
+
+
+# --- the SDK and verifier guides: their runnable block runs as written ----------------------
+
+_GUIDE_AGENTS = ("scheduling-agent", "analysis-agent")
+_GUIDE_KEYS = {name: SigningKey.generate("ES256") for name in _GUIDE_AGENTS}
+
+
+@pytest.fixture
+def guide_server(server_factory: ServerFactory) -> LiveServer:
+    from delegation_support import IDP, IDP_AUDIENCE, IDP_KEY, TOKEN_EXCHANGE
+
+    return server_factory.start(
+        {
+            "clients": [
+                {
+                    "client_id": name,
+                    "agent": True,
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": {"keys": [_GUIDE_KEYS[name].public_jwk()]},
+                    "grant_types": ["client_credentials", TOKEN_EXCHANGE],
+                    "scopes": ["docs:read", "docs:write"],
+                    "audiences": ["https://docs.example.com"],
+                }
+                for name in _GUIDE_AGENTS
+            ],
+            "trusted_issuers": [
+                {"issuer": IDP, "audience": IDP_AUDIENCE, "jwks": {"keys": [IDP_KEY.public_jwk()]}}
+            ],
+            "delegation": {"grants": [{"subject": "alice", "agents": ["scheduling-agent"]}]},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("guide", "expected"),
+    [
+        (
+            "agent-sdk.md",
+            "DPoP alice {'sub': 'scheduling-agent'} docs:read docs:write\n"
+            "{'sub': 'analysis-agent', 'act': {'sub': 'scheduling-agent'}} docs:read\n"
+            "invalid_scope\n",
+        ),
+        (
+            "verifier.md",
+            "{'doc': '1', 'for': 'alice', 'by': ['scheduling-agent']}\n"
+            '403 DPoP error="insufficient_scope"\n'
+            "401\n",
+        ),
+    ],
+    ids=["the agent SDK guide runs as written", "the verifier guide runs as written"],
+)
+def test_guide_code_runs(
+    guide_server: LiveServer, tmp_path: Path, guide: str, expected: str
+) -> None:
+    from delegation_support import user_token
+
+    from deputize.agent import save_key
+
+    text = (DOCS / guide).read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    printed = text.split(code, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    assert printed == expected, "the guide shows what the code prints"
+    env = {**os.environ, "DEPUTIZE_URL": guide_server.url, "USER_TOKEN": user_token()}
+    for name, variable in zip(_GUIDE_AGENTS, ("SCHEDULER_KEY", "ANALYST_KEY"), strict=True):
+        save_key(_GUIDE_KEYS[name], tmp_path / f"{name}.jwk")
+        env[variable] = str(tmp_path / f"{name}.jwk")
+    script = tmp_path / "guide.py"
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected

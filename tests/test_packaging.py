@@ -41,14 +41,26 @@ def test_base_install_has_no_server_dependencies(wheel: Path, tmp_path: Path) ->
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True)
-    probe = (
-        "import importlib.util, deputize.keys, deputize.agent, deputize.verifier\n"
-        "missing = [m for m in ('starlette', 'sqlalchemy', 'uvicorn', 'alembic', 'yaml')\n"
-        "           if importlib.util.find_spec(m) is None]\n"
-        "print(','.join(missing))\n"
+
+    def missing_after(install: str, imports: str) -> str:
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", install], check=True)
+        probe = (
+            f"import importlib.util, {imports}\n"
+            "missing = [m for m in ('starlette', 'sqlalchemy', 'uvicorn', 'alembic', 'yaml',\n"
+            "                       'httpx')\n"
+            "           if importlib.util.find_spec(m) is None]\n"
+            "print(','.join(missing))\n"
+        )
+        result = subprocess.run(
+            [str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
+        )
+        return result.stdout.strip()
+
+    # The JOSE core alone needs only cryptography.
+    assert missing_after(str(wheel), "deputize.keys") == (
+        "starlette,sqlalchemy,uvicorn,alembic,yaml,httpx"
     )
-    result = subprocess.run(
-        [str(python), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path
+    # The agent SDK and the verifier add httpx, and still none of the server's dependencies.
+    assert missing_after(f"{wheel}[agent,verifier]", "deputize.agent, deputize.verifier") == (
+        "starlette,sqlalchemy,uvicorn,alembic,yaml"
     )
-    assert result.stdout.strip() == "starlette,sqlalchemy,uvicorn,alembic,yaml"

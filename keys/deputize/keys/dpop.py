@@ -7,7 +7,6 @@ owns it: the ``jti`` replay cache (§11.1) and the server-provided ``nonce`` (§
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import re
@@ -15,6 +14,7 @@ import secrets
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -63,13 +63,14 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(output)
 
 
-@functools.lru_cache(maxsize=512)
+@lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str:
     """The form in which ``htu`` values are compared (§4.3 check 9).
 
+    Pure, so memoised (bounded): a resource's few URLs are normalised once, not per request.
+
     Query and fragment are dropped; the rest is normalised per RFC 3986 §6.2.2 (case,
     percent-encoding, dot segments) and §6.2.3 (default port, empty path is ``/``).
-    Cached (bounded): a server sees the same few endpoint URLs in nearly every proof.
     """
     try:
         parts = urlsplit(url)

@@ -43,6 +43,8 @@ _EC_CURVES: Final[dict[str, tuple[str, ec.EllipticCurve, int, hashes.HashAlgorit
     "ES384": ("P-384", ec.SECP384R1(), 48, hashes.SHA384()),
 }
 _CRV_TO_ALG: Final = {crv: alg for alg, (crv, _, _, _) in _EC_CURVES.items()}
+#: Signature algorithm objects, built once rather than on every verification.
+_ECDSA: Final = {alg: ec.ECDSA(digest) for alg, (_, _, _, digest) in _EC_CURVES.items()}
 #: RFC 7638 §3.2: the required members, per key type, that a thumbprint hashes.
 _REQUIRED_MEMBERS: Final = {
     "EC": ("crv", "kty", "x", "y"),
@@ -93,13 +95,13 @@ class PublicKey:
             raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit a {self.kty} key")
         try:
             if isinstance(self.key, ec.EllipticCurvePublicKey):
-                _, _, size, digest = _EC_CURVES[alg]
+                size = _EC_CURVES[alg][2]
                 if len(signature) != 2 * size:  # RFC 7518 §3.4: R || S, fixed length
                     raise InvalidSignatureError("signature has the wrong length")
                 der = encode_dss_signature(
                     int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
                 )
-                self.key.verify(der, signing_input, ec.ECDSA(digest))
+                self.key.verify(der, signing_input, _ECDSA[alg])
             elif isinstance(self.key, ed25519.Ed25519PublicKey):
                 self.key.verify(signature, signing_input)
             elif alg == "PS256":

@@ -12,6 +12,8 @@ import json
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Final
 
 from deputize.keys._b64 import b64url_decode, b64url_encode
@@ -61,15 +63,26 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: One decoder, built once (``json.loads`` with options builds a new one per call).
+_DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
         # RFC 7515 §4 / RFC 8259: UTF-8 JSON only; NaN and Infinity are not JSON.
-        value = json.loads(b64url_decode(segment).decode("utf-8"), parse_constant=_no_constant)
+        value = _DECODER.decode(b64url_decode(segment).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedError(f"JWT {what} is not valid JSON") from None
     if not isinstance(value, dict):
         raise MalformedError(f"JWT {what} is not a JSON object")
     return value
+
+
+@lru_cache(maxsize=512)
+def _header(segment: str) -> Mapping[str, Any]:
+    """A decoded header, memoised (bounded): one issuer's tokens, and one agent's DPoP proofs,
+    all share a header, so it is decoded once rather than per token.  Read-only."""
+    return MappingProxyType(_json_object(segment, "header"))
 
 
 def parse(
@@ -90,9 +103,9 @@ def parse(
     parts = token.split(".")
     if len(parts) != 3:
         raise MalformedError("JWT must have three segments")
-    header = _json_object(parts[0], "header")
+    header = _header(parts[0])
     alg = header.get("alg")
-    allowed = {algorithms} if isinstance(algorithms, str) else set(algorithms)
+    allowed = (algorithms,) if isinstance(algorithms, str) else algorithms
     if not isinstance(alg, str) or alg not in allowed:
         # Covers alg "none" and every HMAC: neither is ever on an allow-list here.
         raise UnsupportedAlgorithmError(f"alg {alg!r} is not allowed")
@@ -100,11 +113,12 @@ def parse(
         # RFC 7515 §4.1.11: we understand no extensions, so any "crit" means reject.
         raise MalformedError("JWT header has unsupported critical parameters")
     if typ is not None:
-        accepted = {typ} if isinstance(typ, str) else set(typ)
+        accepted = (typ,) if isinstance(typ, str) else typ
         got = header.get("typ", "")
-        if not isinstance(got, str) or normalize_typ(got) not in {
-            normalize_typ(t) for t in accepted
-        }:
+        if not isinstance(got, str) or (
+            got not in accepted  # the exact spelling: no normalising on the common path
+            and normalize_typ(got) not in {normalize_typ(t) for t in accepted}
+        ):
             raise InvalidClaimsError(f"unexpected JWT typ {got!r}")
     claims = _json_object(parts[1], "payload")
     signature = b64url_decode(parts[2])

@@ -22,6 +22,7 @@ from deputize.server.endpoints.introspect import introspect
 from deputize.server.endpoints.jwks import jwks
 from deputize.server.endpoints.metadata import build_metadata, encode, metadata
 from deputize.server.endpoints.revoke import revoke
+from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
 from deputize.server.errors import OAuthError
 from deputize.server.grants import registry
@@ -29,6 +30,8 @@ from deputize.server.keyring import Keyring
 from deputize.server.remote_jwks import RemoteJWKS
 from deputize.server.responses import error_response, json_response
 from deputize.server.settings import Settings
+from deputize.server.status_list import PATH as STATUS_LIST_PATH
+from deputize.server.status_list import StatusAllocator, StatusListPublisher
 from deputize.server.storage import replay, secrets, tokens
 from deputize.server.storage.database import Database
 
@@ -62,6 +65,8 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
     await keyring.start(db, now)
     async with db.begin() as conn:
         nonce_secret = await secrets.get_or_create(conn, "dpop_nonce_key", now)
+    status_allocator = StatusAllocator(db)
+    await status_allocator.start()
     http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
     ctx = ServerContext(
         settings=settings,
@@ -72,6 +77,8 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         http=http,
         static_clients={client.client_id: client for client in settings.clients},
         trusted_issuers={issuer.issuer: issuer for issuer in settings.trusted_issuers},
+        status_allocator=status_allocator,
+        status_lists=StatusListPublisher(settings, db, keyring),
         clock=clock,
     )
     return ctx
@@ -112,6 +119,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await ctx.status_allocator.stop()
             await ctx.http.aclose()
             await ctx.db.dispose()
 
@@ -122,6 +130,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/token", token, methods=["POST"]),
         Route("/introspect", introspect, methods=["POST"]),
         Route("/revoke", revoke, methods=["POST"]),
+        Route(STATUS_LIST_PATH + "{number:int}", status_list, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

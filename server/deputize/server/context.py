@@ -14,6 +14,7 @@ from deputize.server.keyring import Keyring
 from deputize.server.recent_misses import RecentMisses
 from deputize.server.remote_jwks import RemoteJWKS
 from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
+from deputize.server.status_list import StatusAllocator, StatusListPublisher
 from deputize.server.storage.database import Database
 
 
@@ -27,6 +28,8 @@ class ServerContext:
     http: httpx.AsyncClient
     static_clients: Mapping[str, ClientConfig]
     trusted_issuers: Mapping[str, TrustedIssuer]
+    status_allocator: StatusAllocator
+    status_lists: StatusListPublisher
     clock: Callable[[], float] = time.time
     #: Inline client JWKS parsed once per client (config is immutable for the process's life).
     inline_jwks: dict[str, KeySet] = field(default_factory=dict)

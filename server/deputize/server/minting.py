@@ -11,6 +11,7 @@ from typing import Any, Final
 from deputize.keys import sign
 from deputize.keys.chain import Chain
 from deputize.server.keyring import Keyring
+from deputize.server.status_list import StatusAllocator, status_claim
 from deputize.server.storage import audit
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import CLIENT, TokenRecord
@@ -45,8 +46,12 @@ async def mint_access_token(
     task: str | None = None,
     ledger_client: str | None = None,
     extra_claims: Mapping[str, Any] | None = None,
+    status: StatusAllocator | None = None,
 ) -> MintedToken:
-    """Sign the token, record it (``ledger_client`` defaults to ``client_id``) and audit it."""
+    """Sign the token, record it (``ledger_client`` defaults to ``client_id``) and audit it.
+
+    With ``status``, the token gets a status list index (no extra round trip: see
+    ``status_list.py``), kept on its ledger row so revocation shows in the list."""
     jti = secrets.token_urlsafe(24)
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are required; scope per §2.2.3.
     claims: dict[str, Any] = {
@@ -69,6 +74,9 @@ async def mint_access_token(
         claims["task"] = task
     if extra_claims:
         claims.update(extra_claims)
+    status_idx = await status.allocate(store) if status is not None else None
+    if status_idx is not None:
+        claims["status"] = status_claim(issuer, status_idx)
     token = sign(claims, keyring.view.active, typ=ACCESS_TOKEN_TYP)
     holder = ledger_client or client_id
     await store.record(
@@ -83,6 +91,7 @@ async def mint_access_token(
             kind=kind,
             task=task,
             actor=chain.current_actor,
+            status_idx=status_idx,
         ),
     )
     await store.audit(

@@ -120,6 +120,8 @@ class Settings:
     handoff_lifetime: int = 60
     forbidden_agent_scopes: tuple[str, ...] = ()
     delegation_grants: tuple[DelegationGrant, ...] = ()
+    status_list_ttl: int = 60
+    status_list_server_cache: int = 5
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -450,6 +452,11 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     refresh = keys.integer("refresh_interval", 30, low=1, high=3600)
     keys.done()
 
+    status_list = top.section("status_list")
+    status_ttl = status_list.integer("ttl", 60, low=1, high=3600)
+    status_cache = status_list.integer("server_cache", 5, low=0, high=600)
+    status_list.done()
+
     http = top.section("http")
     max_body = http.integer("max_body_bytes", 16 * 1024, low=1024, high=1024 * 1024)
     http.done()
@@ -499,6 +506,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         handoff_lifetime=handoff_lifetime,
         forbidden_agent_scopes=forbidden,
         delegation_grants=grants,
+        status_list_ttl=status_ttl,
+        status_list_server_cache=status_cache,
         source=source,
     )
 

@@ -38,6 +38,7 @@ class ClientCredentialsGrant:
             now=request.now,
             expires_at=request.now + settings.access_token_lifetime,
             jkt=jkt,
+            status=request.ctx.status_allocator,
         )
         response: dict[str, Any] = {
             "access_token": minted.token,

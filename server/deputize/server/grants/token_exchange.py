@@ -168,7 +168,7 @@ class TokenExchangeGrant:
             minted = await mint_access_token(
                 store, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=holder.client_id,
                 audience=audience, scopes=scopes, now=now, expires_at=exp, jkt=jkt,
-                kind=DELEGATION, parent_jti=subject.jti, task=task,
+                kind=DELEGATION, parent_jti=subject.jti, task=task, status=ctx.status_allocator,
             )  # fmt: skip
             token_type = "DPoP"
         response: dict[str, Any] = {

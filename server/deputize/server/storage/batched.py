@@ -125,6 +125,11 @@ class BatchedStore:
         row["tail"] = audit.hash_tail(row)
         self._audit.append(row)
 
+    async def reserve_status_index(self) -> int:
+        # Rare (a burst outran the background refill of reserved indexes): the ordinary path
+        # reserves one in its transaction.
+        raise Conflict("no reserved status list index left")
+
     async def commit(self) -> None:
         """Apply every deferred write atomically; :class:`Conflict` if one is refused."""
         try:

@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.settings import ClientConfig
-from deputize.server.storage import audit, replay, tokens
+from deputize.server.storage import audit, replay, status_list, tokens
 from deputize.server.storage import clients as client_rows
 from deputize.server.storage.tokens import TokenRecord
 
@@ -58,6 +58,11 @@ class RequestStore(Protocol):
     async def record(self, token: TokenRecord) -> None: ...
 
     async def audit(self, event: audit.AuditEvent, now: int) -> None: ...
+
+    async def reserve_status_index(self) -> int:
+        """One status list index, reserved with the request's writes (the process's reserved
+        blocks ran out)."""
+        ...
 
     @property
     def conn(self) -> AsyncConnection:
@@ -99,3 +104,6 @@ class SqlStore:
 
     async def audit(self, event: audit.AuditEvent, now: int) -> None:
         await audit.append(self._conn, event, now)
+
+    async def reserve_status_index(self) -> int:
+        return await status_list.reserve(self._conn, 1)

@@ -7,7 +7,7 @@ store exactly the same thing.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, SmallInteger, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, MetaData, SmallInteger, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -56,12 +56,28 @@ issued_tokens = Table(
     Column("task", String(128), nullable=True),
     Column("actor", String(128), nullable=True),
     Column("redeemed_at", BigInteger, nullable=True),
+    Column("status_idx", BigInteger, nullable=True),
     Index("ix_issued_tokens_client_id", "client_id"),
     Index("ix_issued_tokens_subject", "subject"),
     Index("ix_issued_tokens_parent_jti", "parent_jti"),
     Index("ix_issued_tokens_expires_at", "expires_at"),
     Index("ix_issued_tokens_task", "task"),
     Index("ix_issued_tokens_actor", "actor"),
+    Index(
+        "ix_issued_tokens_revoked_status",
+        "status_idx",
+        sqlite_where=text("revoked_at IS NOT NULL"),
+        postgresql_where=text("revoked_at IS NOT NULL"),
+    ),
+)
+
+#: The next free token status list index (one row, ``tokens``).  Instances reserve blocks of
+#: indexes from it, so minting a token costs no extra round trip (``status_list.py``).
+status_list_allocator = Table(
+    "status_list_allocator",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("next_idx", BigInteger, nullable=False),
 )
 
 #: One-time-use identifiers (DPoP proof jti, client assertion jti) until they expire.

@@ -26,6 +26,7 @@ class TokenRecord:
     task: str | None = None
     actor: str | None = None
     redeemed_at: int | None = None
+    status_idx: int | None = None
 
     def row(self) -> dict[str, object]:
         """The ledger row (``dataclasses.asdict`` deep-copies every field: slow on a hot path)."""

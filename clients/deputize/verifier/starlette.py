@@ -1,0 +1,138 @@
+"""Starlette / ASGI adapter: middleware that verifies every request, a per-endpoint scope
+decorator, and the RFC 9728 metadata endpoint.  Imports Starlette; the core does not.
+
+    verifier = Verifier(ISSUER, RESOURCE)
+    routes = [
+        Route("/documents/{id}", requires("docs:read")(read_document)),
+        Route("/documents/{id}", requires("docs:write")(write_document), methods=["PUT"]),
+        metadata_route(RESOURCE, [ISSUER], scopes_supported=["docs:read", "docs:write"]),
+    ]
+    middleware = [Middleware(DeputizeMiddleware, verifier=verifier, base_url=RESOURCE)]
+    app = Starlette(routes=routes, middleware=middleware)
+
+The middleware puts the :class:`~deputize.verifier.Principal` in ``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from deputize.verifier.errors import InsufficientScopeError, VerificationError
+from deputize.verifier.metadata import metadata_path, metadata_url, protected_resource_metadata
+from deputize.verifier.principal import Principal
+from deputize.verifier.verifier import Verifier
+
+PRINCIPAL = "principal"
+_VERIFIER = "deputize.verifier"
+
+
+def error_response(exc: VerificationError, verifier: Verifier, base_url: str) -> Response:
+    """RFC 6750 §3 / RFC 9449 §7.1: the status, the challenge and a small JSON body."""
+    headers = exc.headers(algorithms=verifier.dpop_algorithms)
+    # RFC 9728 §5.1: point the client at our metadata.
+    headers["WWW-Authenticate"] += f', resource_metadata="{metadata_url(base_url)}"'
+    headers["Cache-Control"] = "no-store"
+    body: dict[str, str] = {"error": exc.error, "error_description": exc.description}
+    return Response(
+        json.dumps(body), status_code=exc.status_code, media_type="application/json",
+        headers=headers,
+    )  # fmt: skip
+
+
+def public_url(base_url: str, scope: Scope) -> str:
+    """The request URL as our public address spells it: never rebuilt from the Host header."""
+    path: str = scope.get("root_path", "") + scope["path"]
+    return base_url.rstrip("/") + path
+
+
+class DeputizeMiddleware:
+    """Verify every HTTP request except ``exempt`` paths (the metadata document by default).
+
+    ``base_url`` is this resource's public origin (and path prefix), as clients address it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: Verifier,
+        base_url: str,
+        scopes: Collection[str] = (),
+        exempt: Collection[str] | None = None,
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.base_url = base_url
+        self.scopes = tuple(scopes)
+        self.exempt = frozenset(exempt if exempt is not None else {metadata_path(base_url)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            principal = await self.verifier.averify(
+                authorization=request.headers.getlist("authorization"),
+                dpop=request.headers.getlist("dpop"),
+                method=request.method,
+                url=public_url(self.base_url, scope),
+                scopes=self.scopes,
+            )
+        except VerificationError as exc:
+            await error_response(exc, self.verifier, self.base_url)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL] = principal
+        scope["state"][_VERIFIER] = (self.verifier, self.base_url)
+        await self.app(scope, receive, send)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def requires(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+    """Per-endpoint scopes, on top of the middleware's verification: 403 ``insufficient_scope``
+    with the scopes named in the challenge when the token lacks one."""
+
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request) -> Response:
+            principal: Principal | None = getattr(request.state, PRINCIPAL, None)
+            configured: tuple[Verifier, str] | None = getattr(request.state, _VERIFIER, None)
+            if principal is None or configured is None:
+                raise RuntimeError("requires() needs DeputizeMiddleware in front of the app")
+            if not principal.has_scopes(*scopes):
+                exc = InsufficientScopeError(
+                    "token lacks the scope this resource needs: "
+                    + " ".join(s for s in scopes if s not in principal.scopes),
+                    required=scopes,
+                )
+                return error_response(exc, *configured)
+            return await endpoint(request)
+
+        return wrapper
+
+    return decorate
+
+
+def metadata_route(resource: str, authorization_servers: Sequence[str], **fields: Any) -> Route:
+    """A route serving RFC 9728 metadata at the well-known path for ``resource``."""
+    if not urlsplit(resource).scheme:
+        raise ValueError("resource must be an absolute URL")
+    body = json.dumps(protected_resource_metadata(resource, authorization_servers, **fields))
+
+    async def endpoint(request: Request) -> Response:
+        return Response(
+            body, media_type="application/json", headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    return Route(metadata_path(resource), endpoint, methods=["GET"])

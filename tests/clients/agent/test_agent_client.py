@@ -1,0 +1,194 @@
+"""The agent SDK against the real server on a loopback port (and a real resource server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from delegation_support import AUTH_KEYS, DOCS, DPOP_KEYS, delegation_config, user_token
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from verifier_support import ServedApp
+
+from deputize.agent import (
+    JWT_TYPE,
+    AgentClient,
+    AsyncAgentClient,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidScopeError,
+    ResourceError,
+    Token,
+    raise_for_resource_error,
+)
+from deputize.keys import SigningKey
+from deputize.verifier import NonceSource, Verifier
+from deputize.verifier.starlette import DeputizeMiddleware, requires
+
+from support import SECRETS, Clock, LiveServer, ServerFactory
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory, clock: Clock) -> LiveServer:
+    return server_factory.start(delegation_config(), clock=clock)
+
+
+def agent(server: LiveServer, name: str, clock: Clock | None = None) -> AgentClient:
+    return AgentClient(
+        server.url, name, client_key=AUTH_KEYS[name], dpop_key=DPOP_KEYS[name],
+        clock=clock or Clock(),
+    )  # fmt: skip
+
+
+def test_client_credentials_with_private_key_jwt_and_nonce_retry(server: LiveServer) -> None:
+    with agent(server, "agent-a") as a:
+        token = a.client_credentials(scope="docs:read", resource=DOCS)
+        assert token.bound and token.token_type == "DPoP"
+        assert token.claims["cnf"] == {"jkt": DPOP_KEYS["agent-a"].kid}
+        assert token.scope == ("docs:read",)
+        # The nonce learnt from the first refusal is kept: the cached token needs no request,
+        # and a new one needs no second round trip.
+        assert a.client_credentials(scope="docs:read", resource=DOCS) is token
+        assert a._core.nonces
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_secret_authentication(server: LiveServer, method: str) -> None:
+    client_id = "svc-basic" if method == "client_secret_basic" else "svc-post"
+    with AgentClient(
+        server.url, client_id, client_secret=SECRETS[client_id], auth_method=method
+    ) as svc:
+        assert svc.client_credentials(scope="read").claims["client_id"] == client_id
+
+
+def test_a_chain_with_every_kind_of_hop(server: LiveServer, clock: Clock) -> None:
+    a, b, c = (agent(server, name, clock) for name in ("agent-a", "agent-b", "agent-c"))
+    t1 = a.exchange(
+        user_token(), subject_token_type=JWT_TYPE, scope=["docs:read", "docs:write"],
+        resource=DOCS, task="quarterly-report",
+    )  # fmt: skip
+    assert t1.claims["act"] == {"sub": "agent-a"} and t1.claims["task"] == "quarterly-report"
+    handoff = a.hand_off(t1, to="agent-b", scope="docs:read")
+    assert handoff.token_type == "N_A" and not handoff.bound
+    t2 = b.redeem(handoff)
+    assert t2.claims["act"] == {"sub": "agent-b", "act": {"sub": "agent-a"}}
+    assert t2.scope == ("docs:read",)
+    t3 = b.delegate(t2, actor_token=c.client_credentials(resource=DOCS))
+    assert t3.claims["act"]["sub"] == "agent-c"
+    assert t3.claims["cnf"] == {"jkt": DPOP_KEYS["agent-c"].kid}
+    with pytest.raises(InvalidGrantError, match="already been used"):
+        b.redeem(handoff)
+    for client in (a, b, c):
+        client.close()
+
+
+def test_cached_until_near_expiry_then_re_exchanged_from_the_parent(
+    server: LiveServer, clock: Clock
+) -> None:
+    with agent(server, "agent-a", clock) as a:
+        parent = user_token()
+        first = a.exchange(parent, subject_token_type=JWT_TYPE, resource=DOCS)
+        assert a.exchange(parent, subject_token_type=JWT_TYPE, resource=DOCS) is first
+        clock.offset += 300 - 29  # within refresh_margin (30 s) of expiry
+        second = a.exchange(parent, subject_token_type=JWT_TYPE, resource=DOCS)
+        assert second.access_token != first.access_token
+        assert second.claims["jti"] != first.claims["jti"]
+
+
+def test_errors_are_typed_with_code_and_description(server: LiveServer) -> None:
+    with agent(server, "agent-a") as a:
+        t1 = a.exchange(user_token(), subject_token_type=JWT_TYPE, scope="docs:read")
+        with pytest.raises(InvalidScopeError) as caught:
+            a.exchange(t1, scope="docs:read docs:write")
+        assert caught.value.error_code == "invalid_scope"
+        assert caught.value.status_code == 400
+        assert caught.value.description and "docs:write" in caught.value.description
+    impostor = AgentClient(
+        server.url, "agent-a", client_key=SigningKey.generate(), dpop_key=DPOP_KEYS["agent-a"]
+    )
+    with impostor, pytest.raises(InvalidClientError):
+        impostor.client_credentials()
+
+
+@pytest.fixture
+def resource(server: LiveServer) -> Iterator[ServedApp]:
+    """A documents API that needs RS nonces, verifying with deputize.verifier."""
+
+    async def read(request: Request) -> Response:
+        principal = request.state.principal
+        return JSONResponse({"user": principal.user, "actor": principal.actor})
+
+    async def write(request: Request) -> Response:
+        return JSONResponse({"written": True})
+
+    def app_for(base_url: str) -> Starlette:
+        verifier = Verifier(server.url, DOCS, nonces=NonceSource(lifetime=60))
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
+            await verifier.aclose()
+
+        return Starlette(
+            routes=[
+                Route("/documents/1", requires("docs:read")(read), methods=["GET"]),
+                Route("/documents/1", requires("docs:write")(write), methods=["PUT"]),
+            ],
+            middleware=[Middleware(DeputizeMiddleware, verifier=verifier, base_url=base_url)],
+            lifespan=lifespan,
+        )
+
+    served = ServedApp(app_for)
+    yield served
+    served.stop()
+
+
+def test_dpop_auth_at_a_resource_server_with_nonce_retry(
+    server: LiveServer, resource: ServedApp
+) -> None:
+    with agent(server, "agent-a") as a:
+        parent = user_token()
+        auth = a.auth_for(parent, subject_token_type=JWT_TYPE, scope="docs:read", resource=DOCS)
+        with httpx.Client(base_url=resource.url, auth=auth) as http:
+            first = http.get("/documents/1")  # 401 use_dpop_nonce, retried transparently
+            assert first.status_code == 200, first.text
+            assert first.json() == {"user": "alice", "actor": "agent-a"}
+            assert http.get("/documents/1").status_code == 200
+            refused = http.put("/documents/1", json={})
+            assert refused.status_code == 403
+            with pytest.raises(ResourceError) as caught:
+                raise_for_resource_error(refused)
+            assert caught.value.error_code == "insufficient_scope"
+
+
+def test_async_client_end_to_end(server: LiveServer, resource: ServedApp) -> None:
+    async def main() -> tuple[Token, int]:
+        async with AsyncAgentClient(
+            server.url, "agent-a", client_key=AUTH_KEYS["agent-a"], dpop_key=DPOP_KEYS["agent-a"]
+        ) as a:
+            token = await a.exchange(
+                user_token(), subject_token_type=JWT_TYPE, scope="docs:read", resource=DOCS
+            )
+            async with httpx.AsyncClient(base_url=resource.url, auth=a.auth(token)) as http:
+                response = await http.get("/documents/1")
+            handoff = await a.hand_off(token, to="agent-b")
+        async with AsyncAgentClient(
+            server.url, "agent-b", client_key=AUTH_KEYS["agent-b"], dpop_key=DPOP_KEYS["agent-b"]
+        ) as b:
+            redeemed = await b.redeem(handoff)
+        return redeemed, response.status_code
+
+    redeemed, status = asyncio.run(main())
+    assert status == 200
+    assert redeemed.claims["act"]["sub"] == "agent-b"

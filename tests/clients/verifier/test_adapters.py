@@ -1,0 +1,135 @@
+"""The Starlette middleware, the FastAPI dependency and the RFC 9728 metadata route, in-process
+(httpx's ASGI transport), with a pinned key set and real tokens and proofs.
+
+No ``from __future__ import annotations`` here: FastAPI reads the dependencies from the
+annotations of endpoints defined inside a function, so they must be evaluated in place.
+"""
+
+import asyncio
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from verifier_support import ISSUER, RESOURCE, Clock, make_proof, make_token, pinned
+
+from deputize.verifier import Principal
+from deputize.verifier.fastapi import DeputizeAuth
+from deputize.verifier.starlette import DeputizeMiddleware, metadata_route, requires
+
+DOC = RESOURCE + "/documents/1"
+METADATA = RESOURCE + "/.well-known/oauth-protected-resource"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def starlette_app(clock: Clock) -> Starlette:
+    async def read(request: Request) -> Response:
+        principal: Principal = request.state.principal
+        return JSONResponse({"user": principal.user, "actor": principal.actor})
+
+    return Starlette(
+        routes=[
+            Route("/documents/1", requires("docs:read")(read)),
+            Route("/documents/1", requires("docs:write")(read), methods=["PUT"]),
+            metadata_route(RESOURCE, [ISSUER], scopes_supported=["docs:read", "docs:write"]),
+        ],
+        middleware=[Middleware(DeputizeMiddleware, verifier=pinned(clock), base_url=RESOURCE)],
+    )
+
+
+def fastapi_app(clock: Clock) -> FastAPI:
+    auth = DeputizeAuth(pinned(clock), base_url=RESOURCE)
+    app = FastAPI()
+
+    reader = Annotated[Principal, Depends(auth.requires("docs:read"))]
+    writer = Annotated[Principal, Depends(auth.requires("docs:write"))]
+
+    @app.get("/documents/1")
+    async def read(principal: reader) -> dict[str, Any]:
+        return {"user": principal.user, "actor": principal.actor}
+
+    @app.put("/documents/1")
+    async def write(principal: writer) -> dict[str, Any]:
+        return {"written": True}
+
+    return app
+
+
+def send(app: Any, method: str, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await client.request(method, url, headers=headers)
+
+    return asyncio.run(go())
+
+
+def signed(clock: Clock, method: str = "GET") -> dict[str, str]:
+    token = make_token(clock)
+    return {"Authorization": f"DPoP {token}", "DPoP": make_proof(clock, token, method=method)}
+
+
+@pytest.mark.parametrize("make_app", [starlette_app, fastapi_app], ids=["starlette", "fastapi"])
+def test_a_good_request_reaches_the_endpoint(clock: Clock, make_app: Any) -> None:
+    response = send(make_app(clock), "GET", DOC, signed(clock))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"user": "alice", "actor": "analysis-agent"}
+
+
+@pytest.mark.parametrize("make_app", [starlette_app, fastapi_app], ids=["starlette", "fastapi"])
+def test_missing_scope_is_403_with_the_scope_in_the_challenge(clock: Clock, make_app: Any) -> None:
+    response = send(make_app(clock), "PUT", DOC, signed(clock, "PUT"))
+    assert response.status_code == 403
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('DPoP error="insufficient_scope"')
+    assert 'scope="docs:write"' in challenge
+    assert f'resource_metadata="{METADATA}"' in challenge
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("make_app", [starlette_app, fastapi_app], ids=["starlette", "fastapi"])
+def test_no_token_and_a_bad_token(clock: Clock, make_app: Any) -> None:
+    app = make_app(clock)
+    bare = send(app, "GET", DOC)
+    assert bare.status_code == 401
+    assert "error=" not in bare.headers["www-authenticate"]
+    assert bare.headers["www-authenticate"].startswith("DPoP ")
+    token = make_token(clock, aud="https://other.example.com")
+    bad = send(app, "GET", DOC, {"Authorization": f"DPoP {token}",
+                                 "DPoP": make_proof(clock, token)})  # fmt: skip
+    assert bad.status_code == 401
+    assert bad.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    assert token not in bad.text
+
+
+def test_the_proof_must_name_the_public_url_not_the_host_header(clock: Clock) -> None:
+    token = make_token(clock)
+    proof = make_proof(clock, token, url="https://evil.example.com/documents/1")
+    response = send(
+        starlette_app(clock), "GET", "https://evil.example.com/documents/1",
+        {"Authorization": f"DPoP {token}", "DPoP": proof},
+    )  # fmt: skip
+    assert response.status_code == 401
+    assert 'error="invalid_dpop_proof"' in response.headers["www-authenticate"]
+
+
+def test_protected_resource_metadata(clock: Clock) -> None:
+    response = send(starlette_app(clock), "GET", METADATA)
+    assert response.status_code == 200
+    assert response.json() == {
+        "resource": RESOURCE,
+        "authorization_servers": [ISSUER],
+        "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256", "PS256"],
+        "dpop_bound_access_tokens_required": True,
+        "scopes_supported": ["docs:read", "docs:write"],
+    }

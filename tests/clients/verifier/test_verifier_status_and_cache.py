@@ -1,0 +1,164 @@
+"""Status lists served to the verifier by a transport we control (every kind of bad list),
+and the verified-token cache never outliving what it cached."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from verifier_support import (
+    AS_KEY,
+    STATUS_URI,
+    URL,
+    Clock,
+    make_proof,
+    make_token,
+    pinned,
+    status_list_token,
+)
+
+from deputize.keys import SigningKey
+from deputize.verifier import InvalidTokenError, Principal, UnavailableError, Verifier
+
+OTHER_KEY = SigningKey.generate("ES256")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class Lists:
+    """Serves whatever status list token the test sets, and counts requests."""
+
+    def __init__(self) -> None:
+        self.body: str | None = None
+        self.requests = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        assert str(request.url) == STATUS_URI
+        if self.body is None:
+            return httpx.Response(503)
+        return httpx.Response(200, text=self.body)
+
+
+def verifier_with(clock: Clock, lists: Lists, **options: Any) -> Verifier:
+    http = httpx.Client(transport=httpx.MockTransport(lists.handler))
+    return pinned(clock, http=http, **options)
+
+
+def call(verifier: Verifier, clock: Clock, idx: int) -> Principal:
+    token = make_token(clock, status={"status_list": {"idx": idx, "uri": STATUS_URI}})
+    return verifier.verify(
+        authorization=f"DPoP {token}", dpop=make_proof(clock, token), method="GET", url=URL
+    )
+
+
+def test_revoked_via_status_list(clock: Clock) -> None:
+    lists = Lists()
+    lists.body = status_list_token(clock, revoked={7})
+    verifier = verifier_with(clock, lists)
+    assert call(verifier, clock, 6).user == "alice"
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        call(verifier, clock, 7)
+    assert lists.requests == 1  # cached
+
+
+def test_list_is_refetched_after_ttl_and_revocation_shows(clock: Clock) -> None:
+    lists = Lists()
+    lists.body = status_list_token(clock, revoked=set(), ttl=60)
+    verifier = verifier_with(clock, lists)
+    call(verifier, clock, 3)
+    lists.body = status_list_token(clock, revoked={3}, ttl=60)
+    clock.now += 59
+    call(verifier, clock, 3)  # within ttl: the cached list is still used
+    clock.now += 2
+    with pytest.raises(InvalidTokenError, match="revoked"):
+        call(verifier, clock, 3)
+    assert lists.requests == 2
+
+
+BadList = Callable[[Clock], str]
+BAD_LISTS: list[tuple[str, BadList]] = [
+    ("signed by another key", lambda c: status_list_token(c, set(), key=OTHER_KEY)),
+    ("for another list", lambda c: status_list_token(c, set(), uri=STATUS_URI + "1")),
+    ("from another issuer", lambda c: status_list_token(c, set(), iss="https://evil.example")),
+    ("expired", lambda c: status_list_token(c, set(), exp=int(c()) - 100)),
+    ("wrong typ", lambda c: _retyped(c)),
+    ("bits not 1, 2, 4 or 8", lambda c: status_list_token(
+        c, set(), status_list={"bits": 3, "lst": "eJwDAAAAAAE"})),
+    ("lst not zlib", lambda c: status_list_token(c, set(), status_list={"bits": 1, "lst": "AAAA"})),
+    ("not a JWT", lambda c: "hello"),
+]  # fmt: skip
+
+
+def _retyped(clock: Clock) -> str:
+    from deputize.keys import sign
+
+    return sign({"iss": "x", "sub": STATUS_URI, "iat": int(clock())}, AS_KEY, typ="JWT")
+
+
+@pytest.mark.parametrize(
+    "make", [make for _, make in BAD_LISTS], ids=[f"fails closed: {n}" for n, _ in BAD_LISTS]
+)
+def test_a_bad_list_fails_closed(clock: Clock, make: BadList) -> None:
+    lists = Lists()
+    lists.body = make(clock)
+    with pytest.raises(UnavailableError):
+        call(verifier_with(clock, lists), clock, 1)
+
+
+def test_index_outside_the_list_is_refused(clock: Clock) -> None:
+    lists = Lists()
+    lists.body = status_list_token(clock, set(), size=64)
+    with pytest.raises(InvalidTokenError, match="outside"):
+        call(verifier_with(clock, lists), clock, 64)
+
+
+def test_an_unreachable_issuer_serves_the_last_list_until_its_exp(clock: Clock) -> None:
+    lists = Lists()
+    lists.body = status_list_token(clock, set(), ttl=60)  # exp: now + 600
+    verifier = verifier_with(clock, lists, status_retry_interval=5)
+    call(verifier, clock, 1)
+    lists.body = None  # Deputize is down
+    clock.now += 100
+    call(verifier, clock, 1)  # stale but unexpired: still used
+    call(verifier, clock, 1)  # and the failed refetch is not retried on every request
+    assert lists.requests == 2
+    clock.now += 600
+    with pytest.raises(UnavailableError):
+        call(verifier, clock, 1)
+
+
+def test_require_status(clock: Clock) -> None:
+    token = make_token(clock)
+    with pytest.raises(InvalidTokenError, match="status"):
+        pinned(clock, require_status=True).verify(
+            authorization=f"DPoP {token}", dpop=make_proof(clock, token), method="GET", url=URL
+        )
+
+
+def test_a_cached_token_still_expires(clock: Clock) -> None:
+    verifier = pinned(clock)
+    token = make_token(clock)
+    verifier.verify(
+        authorization=f"DPoP {token}", dpop=make_proof(clock, token), method="GET", url=URL
+    )
+    clock.now += 400
+    with pytest.raises(InvalidTokenError, match="expired"):
+        verifier.verify(
+            authorization=f"DPoP {token}", dpop=make_proof(clock, token), method="GET", url=URL
+        )
+
+
+def test_the_token_cache_is_bounded(clock: Clock) -> None:
+    verifier = pinned(clock, token_cache_size=3)
+    for _ in range(5):
+        token = make_token(clock)
+        verifier.verify(
+            authorization=f"DPoP {token}", dpop=make_proof(clock, token), method="GET", url=URL
+        )
+    assert len(verifier._tokens) == 3

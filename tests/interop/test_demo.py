@@ -1,0 +1,54 @@
+"""The demo (examples/demo.py) runs as users run it: separate processes over real HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_the_demo_tells_the_whole_story() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    lines = out.splitlines()
+
+    def line(prefix: str, after: str = "") -> str:
+        start = out.index(after) if after else 0
+        matches = [entry for entry in out[start:].splitlines() if entry.strip().startswith(prefix)]
+        assert matches, f"no line starting with {prefix!r} in:\n{out}"
+        return matches[0]
+
+    assert "act={'sub': 'analysis-agent', 'act': {'sub': 'scheduling-agent'}}" in out
+    assert "scope=docs:read\n" in out + "\n"
+    assert line("analysis-agent reads document 1").startswith(
+        "  analysis-agent reads document 1: 200"
+    )
+    assert "'chain': ['scheduling-agent', 'analysis-agent']" in out
+    assert line("analysis-agent writes document 1").endswith(
+        "403 insufficient_scope (token lacks the scope this resource needs: docs:write)"
+    )
+    revoked = "4. deputize revoke --task quarterly-report"
+    assert "Revoked 3 token(s)" in line("Revoked", after=revoked)
+    for agent in ("scheduling-agent", "analysis-agent"):
+        assert line(f"{agent} reads document 1", after=revoked).endswith(
+            "401 invalid_token (token has been revoked)"
+        )
+    audit = out[out.index("5. the audit trail") :]
+    assert audit.count("token_issued") == 3
+    assert "token_revoked" in audit and '"task": "quarterly-report"' in audit
+    assert "chain=alice > scheduling-agent > analysis-agent" in audit
+    assert len(lines) > 10
