@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from deputize.keys.nonces import NonceSource
 from deputize.server.context import ServerContext
-from deputize.server.dpop_state import NonceSource
 from deputize.server.endpoints.introspect import introspect
 from deputize.server.endpoints.jwks import jwks
 from deputize.server.endpoints.metadata import build_metadata, encode, metadata
@@ -72,7 +72,7 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         settings=settings,
         db=db,
         keyring=keyring,
-        nonces=NonceSource(nonce_secret.encode("ascii"), settings.dpop_nonce_lifetime),
+        nonces=NonceSource(nonce_secret.encode("ascii"), lifetime=settings.dpop_nonce_lifetime),
         remote_jwks=RemoteJWKS(http),
         http=http,
         static_clients={client.client_id: client for client in settings.clients},

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from deputize.keys import KeySet
-from deputize.server.dpop_state import NonceSource
+from deputize.keys.nonces import NonceSource
 from deputize.server.keyring import Keyring
 from deputize.server.recent_misses import RecentMisses
 from deputize.server.remote_jwks import RemoteJWKS

@@ -7,53 +7,13 @@ and a nonce is good for one to two ``dpop.nonce_lifetime`` periods.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import struct
 from collections.abc import Sequence
 
 from deputize.keys import DPoPProof, InvalidProofError, verify_proof
-from deputize.keys._b64 import b64url_decode, b64url_encode
-from deputize.keys.errors import MalformedError
+from deputize.keys.nonces import NonceSource
 from deputize.server.errors import InvalidDPoPProofError, UseDPoPNonceError
 from deputize.server.settings import Settings
 from deputize.server.storage.request_store import RequestStore
-
-
-class NonceSource:
-    def __init__(self, secret: bytes, lifetime: int) -> None:
-        self._secret = secret
-        self._lifetime = lifetime
-        self._macs: dict[int, bytes] = {}
-
-    def _mac(self, window: int) -> bytes:
-        mac = self._macs.get(window)
-        if mac is None:
-            packed = struct.pack(">Q", window)
-            digest = hmac.new(self._secret, b"dpop-nonce" + packed, hashlib.sha256).digest()
-            mac = packed + digest[:16]
-            if len(self._macs) >= 8:  # only the windows around now are ever asked for
-                self._macs.clear()
-            self._macs[window] = mac
-        return mac
-
-    def current(self, now: float) -> str:
-        return b64url_encode(self._mac(int(now) // self._lifetime))
-
-    def is_valid(self, nonce: str, now: float) -> bool:
-        try:
-            raw = b64url_decode(nonce)
-        except MalformedError:
-            return False
-        if len(raw) != 24:
-            return False
-        (window,) = struct.unpack(">Q", raw[:8])
-        current = int(now) // self._lifetime
-        # The previous window keeps a just-issued nonce usable across a boundary; the next
-        # one tolerates instances whose clocks run slightly ahead.
-        if window not in (current - 1, current, current + 1):
-            return False
-        return hmac.compare_digest(raw, self._mac(window))
 
 
 def screen_proof(
