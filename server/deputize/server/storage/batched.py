@@ -82,7 +82,8 @@ class BatchedStore:
 
     @property
     def conn(self) -> AsyncConnection:
-        raise RuntimeError("this grant has no batched path: it needs SqlStore")
+        # Code without a batched path (consents, say) runs on the ordinary path instead.
+        raise Conflict("this step needs the ordinary transaction")
 
     async def remember(self, key: str, expires_at: int) -> bool:
         self._replay.append((key, expires_at))

@@ -66,7 +66,8 @@ class RequestStore(Protocol):
 
     @property
     def conn(self) -> AsyncConnection:
-        """The SQLAlchemy connection, for code that has no batched path."""
+        """The SQLAlchemy connection, for code that has no batched path.  The batched store
+        raises ``Conflict`` here, and the request is decided on the ordinary path instead."""
         ...
 
 
