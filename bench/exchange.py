@@ -266,18 +266,39 @@ class Bench:
         ticks = os.sysconf("SC_CLK_TCK")
         return int(fields[11]) / ticks, int(fields[12]) / ticks
 
+    def postgres_cpu(self) -> dict[int, float]:
+        """CPU seconds used so far by each PostgreSQL backend serving the benchmark database
+        (their process titles name it; Linux)."""
+        used = {}
+        ticks = os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if self.dbname.encode() not in (entry / "cmdline").read_bytes():
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
+
     def round(self, parent: str, label: str) -> dict[str, Any]:
         requests = self.build(self.args.warmup, parent)
         asyncio.run(self.load(requests))
         requests = self.build(self.args.requests, parent)
         user0, sys0 = self.server_cpu()
+        pg0 = self.postgres_cpu()
         result = asyncio.run(self.load(requests))
         user1, sys1 = self.server_cpu()
+        pg1 = self.postgres_cpu()
         result["label"] = label
         # CPU the server spent per exchange: unlike exchanges/s, it does not depend on how
         # busy the rest of the machine (PostgreSQL, the load generator) keeps the cores.
         result["server_user_ms"] = 1000 * (user1 - user0) / len(requests)
         result["server_sys_ms"] = 1000 * (sys1 - sys0) / len(requests)
+        pg_used = sum(used - pg0.get(pid, 0.0) for pid, used in pg1.items())
+        result["postgres_ms"] = 1000 * pg_used / len(requests)
         return result
 
 
@@ -331,7 +352,8 @@ def main() -> int:
             f"({r['per_second'] / ceiling:.2f} x ceiling), p50 {r['p50_ms']:.1f} ms, "
             f"p99 {r['p99_ms']:.1f} ms, statuses {r['statuses']}; server CPU per exchange "
             f"{r['server_user_ms'] + r['server_sys_ms']:.2f} ms (user {r['server_user_ms']:.2f}, "
-            f"system {r['server_sys_ms']:.2f})"
+            f"system {r['server_sys_ms']:.2f}); PostgreSQL CPU per exchange "
+            f"{r['postgres_ms']:.2f} ms"
         )
     if len(results) == 2:
         change = results[1]["per_second"] / results[0]["per_second"] - 1

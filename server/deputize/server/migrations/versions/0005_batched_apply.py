@@ -34,8 +34,11 @@ CREATE OR REPLACE FUNCTION deputize_apply(
 ) RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
     n bigint;
-    ids text[];
     e jsonb;
+    current_jti text;
+    parent text;
+    revoked bigint;
+    steps int := 0;
     head_seq bigint;
     head_hash text;
     digest text;
@@ -52,17 +55,16 @@ BEGIN
     END IF;
 
     -- Rows taken from a token's own verified claims instead of being read: they must exist,
-    -- unrevoked, and agree with those claims.
-    IF jsonb_array_length(confirm) > 0 THEN
-        SELECT count(*) INTO n
-        FROM jsonb_array_elements(confirm) AS c
-        JOIN issued_tokens t ON t.jti = c->>0
-        WHERE t.kind = c->>1 AND t.client_id = c->>2 AND t.task IS NOT DISTINCT FROM c->>3
-          AND t.revoked_at IS NULL;
-        IF n <> jsonb_array_length(confirm) THEN
+    -- unrevoked, and agree with those claims.  (Loops of primary-key lookups, here and below:
+    -- a join's cached generic plan could scan the whole ledger.)
+    FOR e IN SELECT value FROM jsonb_array_elements(confirm) LOOP
+        PERFORM 1 FROM issued_tokens t
+        WHERE t.jti = e->>0 AND t.kind = e->>1 AND t.client_id = e->>2
+          AND t.task IS NOT DISTINCT FROM e->>3 AND t.revoked_at IS NULL;
+        IF NOT FOUND THEN
             RAISE EXCEPTION 'a presented token is not as recorded' USING ERRCODE = 'DZ005';
         END IF;
-    END IF;
+    END LOOP;
 
     -- A hand-off token is redeemed once, and never after its revocation.
     IF redeem_jti IS NOT NULL THEN
@@ -88,22 +90,17 @@ BEGIN
 
     -- The lineage, as tokens.hold_lineage: a revocation of any ancestor either waits for this
     -- commit (and then sees the new child) or holds the row already, and we refuse.
-    IF lineage_of IS NOT NULL THEN
-        WITH RECURSIVE up(jti, parent_jti) AS (
-            SELECT t.jti, t.parent_jti FROM issued_tokens t WHERE t.jti = lineage_of
-            UNION ALL
-            SELECT t.jti, t.parent_jti FROM issued_tokens t JOIN up ON t.jti = up.parent_jti
-        )
-        SELECT array_agg(up.jti) INTO ids FROM up;
-        SELECT count(*) INTO n FROM (
-            SELECT 1 FROM issued_tokens
-            WHERE jti = ANY(ids) AND revoked_at IS NULL
-            FOR SHARE SKIP LOCKED
-        ) AS locked;
-        IF ids IS NULL OR n <> cardinality(ids) THEN
+    current_jti := lineage_of;
+    WHILE current_jti IS NOT NULL LOOP
+        steps := steps + 1;
+        SELECT t.parent_jti, t.revoked_at INTO parent, revoked
+        FROM issued_tokens t WHERE t.jti = current_jti
+        FOR SHARE SKIP LOCKED;
+        IF NOT FOUND OR revoked IS NOT NULL OR steps > 64 THEN
             RAISE EXCEPTION 'the lineage is revoked' USING ERRCODE = 'DZ004';
         END IF;
-    END IF;
+        current_jti := parent;
+    END LOOP;
 
     INSERT INTO issued_tokens
     SELECT * FROM jsonb_populate_recordset(NULL::issued_tokens, new_tokens);
