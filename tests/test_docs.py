@@ -59,6 +59,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "keys",
         "http",
         "delegation",
+        "sign_in",
     }
 
 

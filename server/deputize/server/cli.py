@@ -1,4 +1,5 @@
-"""The ``deputize`` command line: serve, init, check-config, migrate, keys, clients, revoke, audit.
+"""The ``deputize`` command line: serve, init, check-config, migrate, keys, clients, revoke, audit,
+users and consents (``cli_accounts.py``).
 
 Every command takes ``--help``.  Errors name the config key or flag at fault and exit with 2
 (usage or configuration) or 1 (the operation was refused).
@@ -645,6 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit_.add_argument("--json", action="store_true", help="print JSON")
     audit_.add_argument("--verify", action="store_true", help="verify the hash chains")
     audit_.set_defaults(func=cmd_audit)
+
+    from deputize.server import cli_accounts  # imports this module: register after it is built
+
+    cli_accounts.add_parsers(commands)
     return parser
 
 
