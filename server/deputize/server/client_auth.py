@@ -25,7 +25,7 @@ from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidClientError, InvalidRequestError
 from deputize.server.form import Form
 from deputize.server.remote_jwks import JWKSFetchError
-from deputize.server.settings import ClientConfig
+from deputize.server.settings import PUBLIC_CLIENT, ClientConfig
 from deputize.server.storage import clients as client_rows
 from deputize.server.storage import replay
 
@@ -78,7 +78,7 @@ async def authenticate_client(
     if len(used) > 1:
         raise InvalidRequestError("use exactly one client authentication method")
     if not used:
-        raise InvalidClientError("client authentication required")
+        return await _public_client(ctx, conn, form, endpoint=endpoint)
     method = used[0]
     if method == "private_key_jwt":
         return await _private_key_jwt(ctx, conn, form, endpoint=endpoint)
@@ -97,6 +97,20 @@ async def authenticate_client(
         raise InvalidClientError("client authentication failed")
     if client.token_endpoint_auth_method != method:
         raise InvalidClientError(f"client is registered for {client.token_endpoint_auth_method}")
+    return client
+
+
+async def _public_client(
+    ctx: ServerContext, conn: AsyncConnection, form: Form, *, endpoint: str
+) -> ClientConfig:
+    """RFC 6749 §2.1 / §3.2.1: a public client identifies itself with ``client_id`` only, and
+    only at the token endpoint (its grants need PKCE and DPoP: see the grants)."""
+    client_id = form.get("client_id")
+    if client_id is None or endpoint != ctx.settings.token_endpoint:
+        raise InvalidClientError("client authentication required")
+    client = await find_client(ctx, conn, client_id)
+    if client is None or client.token_endpoint_auth_method != PUBLIC_CLIENT:
+        raise InvalidClientError("client authentication required")
     return client
 
 

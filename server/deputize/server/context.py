@@ -30,3 +30,5 @@ class ServerContext:
     #: Inline client JWKS parsed once per client (config is immutable for the process's life).
     inline_jwks: dict[str, KeySet] = field(default_factory=dict)
     metadata_json: bytes = b""
+    #: Key for the sign-in pages' CSRF tokens, shared by all instances (``web.py``).
+    page_key: bytes = b""

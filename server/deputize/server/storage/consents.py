@@ -49,13 +49,37 @@ async def record(
     now: int,
     lifetime: int,
 ) -> Consent:
-    """A new consent; it replaces the user's earlier consents to the same client."""
-    await conn.execute(
-        update(consents)
-        .where(consents.c.sub == sub, consents.c.client_id == client_id)
-        .where(consents.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    """Record consent.  A live consent to the same client is widened and extended in place
+    (same id, so refresh tokens issued under it stay valid); else a new one is made."""
+    existing = (
+        await conn.execute(
+            select(consents)
+            .where(
+                consents.c.sub == sub,
+                consents.c.client_id == client_id,
+                consents.c.revoked_at.is_(None),
+                consents.c.expires_at > now,
+            )
+            .order_by(consents.c.created_at.desc())
+            .with_for_update()
+        )
+    ).first()
+    if existing is not None:
+        old = _from_row(existing)
+        merged_scopes = list(dict.fromkeys([*old.scopes, *scopes]))
+        merged_agents = list(dict.fromkeys([*old.agents, *agents]))
+        await conn.execute(
+            update(consents)
+            .where(consents.c.id == old.id)
+            .values(
+                scopes=" ".join(merged_scopes),
+                agents=" ".join(merged_agents),
+                expires_at=now + lifetime,
+            )
+        )
+        found = await get(conn, old.id)
+        assert found is not None
+        return found
     consent = Consent(
         id=secrets.token_hex(16),
         sub=sub,

@@ -112,3 +112,13 @@ async def families(
 
 async def purge(conn: AsyncConnection, before: int) -> None:
     await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.family_expires_at < before))
+
+
+async def revoke_grant(conn: AsyncConnection, grant_jti: str, now: int) -> int:
+    """Revoke every refresh token of the family hanging under ``grant_jti``."""
+    result = await conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.grant_jti == grant_jti, refresh_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount
