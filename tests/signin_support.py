@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from delegation_support import DOCS, MAIL, assertion, delegation_config
+from delegation_support import DOCS, MAIL, TOKEN_EXCHANGE, assertion, delegation_config
 
 from deputize.keys import SigningKey
 from deputize.server import accounts
@@ -44,7 +44,7 @@ def signin_clients() -> list[dict[str, Any]]:
             "name": "Example Docs",
             "token_endpoint_auth_method": "client_secret_basic",
             "client_secret_hash": hash_secret(WEB_SECRET),
-            "grant_types": ["authorization_code", "refresh_token"],
+            "grant_types": ["authorization_code", "refresh_token", TOKEN_EXCHANGE],
             "redirect_uris": [WEB_REDIRECT],
             "post_logout_redirect_uris": ["http://127.0.0.1:9/bye"],
             "scopes": ["docs:read", "docs:write", "mail:send"],
@@ -71,10 +71,7 @@ def start(factory: ServerFactory, **overrides: Any) -> LiveServer:
         agent_overrides={
             "agent-d": {
                 "name": "Travel Agent",
-                "grant_types": [
-                    "authorization_code",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ],
+                "grant_types": ["authorization_code", TOKEN_EXCHANGE],
                 "redirect_uris": [AGENT_REDIRECT],
             }
         }
