@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import html
 import re
@@ -93,7 +94,9 @@ def run_db(server: LiveServer, action: Any) -> Any:
         finally:
             await db.dispose()
 
-    return asyncio.run(go())
+    # In a thread of its own: a browser test's Playwright loop may be running in this one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def add_user(

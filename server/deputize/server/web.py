@@ -138,7 +138,9 @@ def _headers(nonce: str) -> dict[str, str]:
         ),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: browsers then send a real Origin on our own form posts
+        # (no-referrer makes it "null"), and still no referrer to other sites.
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
         "Pragma": "no-cache",
     }

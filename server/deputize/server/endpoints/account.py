@@ -34,13 +34,17 @@ async def account(request: Request, ctx: ServerContext, browser: Browser) -> Res
         rows = []
         for consent in await consents.for_user(conn, user.sub, now):
             client = await find_client(ctx, conn, consent.client_id)
+            agents = []
+            for agent_id in consent.agents:
+                agent = await find_client(ctx, conn, agent_id)
+                agents.append((agent.name if agent else None) or agent_id)
             rows.append(
                 {
                     "id": consent.id,
                     "client_id": consent.client_id,
                     "client_name": (client.name if client else None) or consent.client_id,
                     "scopes": describe_all(consent.scopes),
-                    "agents": list(consent.agents),
+                    "agents": agents,
                     "expires": time.strftime("%d %B %Y", time.gmtime(consent.expires_at)),
                 }
             )

@@ -105,8 +105,7 @@ async def identify(
     if redirect_uri is None or redirect_uri not in client.redirect_uris:
         raise PageError(
             "Sign-in request refused",
-            "The app asked to send you back to an address it has not registered, so you were "
-            "not sent there.",
+            "The app asked to send you back to an address it has not registered.",
         )
     request = AuthorizationRequest(client=client, redirect_uri=redirect_uri)
     state = values.get("state", [])
