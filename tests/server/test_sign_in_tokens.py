@@ -305,3 +305,15 @@ def test_an_agent_signing_users_in_acts_for_them(server: LiveServer, browser: Br
     # The consent names agent-d itself; withdrawing it revokes agent-d's token.
     withdraw_on_account_page(browser, "Travel Agent")
     assert introspect(server, tokens["access_token"])["active"] is False
+
+
+def test_revoking_a_refresh_token_revokes_its_family(server: LiveServer, browser: Browser) -> None:
+    tokens = sign_in_and_get_tokens(server, browser)
+    other = server.client.post("/revoke", data={"token": tokens["refresh_token"]},
+                               headers=server.basic("svc-basic"))  # fmt: skip
+    assert_error(other, 400, "unauthorized_client")
+    response = server.client.post("/revoke", data={"token": tokens["refresh_token"]},
+                                  headers=server.basic("web-app", WEB_SECRET))  # fmt: skip
+    assert response.status_code == 200
+    assert_error(refresh_grant(server, tokens["refresh_token"]), 400, "invalid_grant")
+    assert introspect(server, tokens["access_token"])["active"] is False
