@@ -64,16 +64,19 @@ def signin_clients() -> list[dict[str, Any]]:
     ]
 
 
-def start(factory: ServerFactory, **overrides: Any) -> LiveServer:
+def start(
+    factory: ServerFactory, *, agent_d: Mapping[str, Any] | None = None, **overrides: Any
+) -> LiveServer:
     """A live server with the delegation agents, the sign-in clients and users alice and bob.
 
-    agent-d is an agent that signs users in itself (code flow)."""
+    agent-d is an agent that signs users in itself (code flow); ``agent_d`` adds to its entry."""
     config = delegation_config(
         agent_overrides={
             "agent-d": {
                 "name": "Travel Agent",
                 "grant_types": ["authorization_code", TOKEN_EXCHANGE],
                 "redirect_uris": [AGENT_REDIRECT],
+                **(agent_d or {}),
             }
         }
     )

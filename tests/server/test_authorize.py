@@ -101,6 +101,23 @@ def test_unregistered_redirects_are_never_followed(
     assert_page(response, 400, message)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "client_id=" + "x" * 5000,
+        "client_id=web-app&redirect_uri=" + "y" * 5000,
+        "client_id=web%00app&redirect_uri=x",
+        "client_id=%FF%FE&redirect_uri=%FF",
+        "",
+    ],
+    ids=["a huge client_id", "a huge redirect_uri", "a NUL byte", "bytes that are not UTF-8",
+         "no parameters at all"],
+)  # fmt: skip
+def test_hostile_requests_get_a_page_not_a_crash(browser: Browser, query: str) -> None:
+    response = browser.get("/authorize?" + query)
+    assert_page(response, 400, "Sign-in request refused")
+
+
 def test_repeated_redirect_uri_is_shown_on_a_page(browser: Browser) -> None:
     query = urlencode(auth_params()) + "&redirect_uri=" + WEB_REDIRECT
     assert_page(browser.get("/authorize?" + query), 400, "more than once")
@@ -406,3 +423,14 @@ def test_public_client_needs_dpop_and_gets_key_bound_tokens(
 def test_a_public_client_cannot_use_other_endpoints(server: LiveServer) -> None:
     response = server.client.post("/introspect", data={"client_id": "spa", "token": "x"})
     assert_error(response, 401, "invalid_client")
+
+
+def test_hostile_sign_in_posts_get_a_page_not_a_crash(browser: Browser) -> None:
+    wrong_type = browser.http.post("/login", content=b'{"username": "alice"}',
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+    assert_page(wrong_type, 400, "content type")
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    huge = browser.http.post("/login", content=b"a=" + b"x" * 20_000, headers=form_type)
+    assert_page(huge, 413, "larger than")
+    long_name = browser.sign_in("n" * 5000, "p" * 5000)
+    assert long_name.status_code == 401 and "Wrong user name or password" in long_name.text

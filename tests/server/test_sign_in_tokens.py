@@ -10,18 +10,21 @@ import pytest
 from delegation_support import (
     ACCESS_TOKEN,
     DPOP_KEYS,
+    assertion,
     claims_of,
     exchange,
     introspect,
     own_token,
 )
 from signin_support import (
+    AGENT_REDIRECT,
     WEB_KEY,
     WEB_SECRET,
     Browser,
     auth_params,
     hidden_fields,
     obtain_code,
+    pkce,
     refresh_grant,
     run_db,
     sign_in_and_get_tokens,
@@ -317,3 +320,23 @@ def test_revoking_a_refresh_token_revokes_its_family(server: LiveServer, browser
     assert response.status_code == 200
     assert_error(refresh_grant(server, tokens["refresh_token"]), 400, "invalid_grant")
     assert introspect(server, tokens["access_token"])["active"] is False
+
+
+def test_an_agent_limited_to_no_delegation_cannot_act_for_a_signed_in_user(
+    server_factory: ServerFactory,
+) -> None:
+    server = start(server_factory, agent_d={"max_delegation_depth": 0})
+    browser = Browser(server)
+    try:
+        verifier, challenge = pkce()
+        params = auth_params("agent-d", redirect_uri=AGENT_REDIRECT, scope="openid",
+                             challenge=challenge)  # fmt: skip
+        code = obtain_code(browser, params)["code"]
+    finally:
+        browser.close()
+    form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+            "redirect_uri": AGENT_REDIRECT, **assertion(server, "agent-d")}  # fmt: skip
+    response = server.client.post(
+        "/token", data=form, headers={"DPoP": server.proof(DPOP_KEYS["agent-d"])}
+    )
+    assert_error(response, 400, "invalid_grant")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from deputize.keys import sign
-from deputize.keys.chain import Chain
+from deputize.keys.chain import AttenuationError, Chain
+from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
 from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
@@ -74,14 +75,23 @@ async def issue(
     settings = ctx.settings
     jkt = request.proof.jkt if request.proof is not None else None
     chain = Chain(grant.sub)
-    if client.agent:
-        chain = chain.extend(client.client_id, max_depth=settings.delegation_max_depth)
+    expires_at = min(now + settings.access_token_lifetime, grant.family_expires_at)
+    if client.agent:  # the agent acts for the person: delegation, with the agent's limits
+        depth = settings.delegation_max_depth
+        if client.max_delegation_depth is not None:
+            depth = min(depth, client.max_delegation_depth)
+        try:
+            chain = chain.extend(client.client_id, max_depth=depth)
+        except AttenuationError as exc:
+            raise InvalidGrantError(exc.description) from None
+        if client.max_token_lifetime is not None:
+            expires_at = min(expires_at, now + client.max_token_lifetime)
     audience = list(grant.resources) or list(client.audiences) or [settings.issuer]
     minted = await mint_access_token(
         request.conn, ctx.keyring, issuer=settings.issuer, chain=chain,
         client_id=client.client_id, audience=audience, scopes=scopes, now=now,
-        expires_at=min(now + settings.access_token_lifetime, grant.family_expires_at),
-        jkt=jkt, kind=DELEGATION if client.agent else USER, parent_jti=grant.grant_jti,
+        expires_at=expires_at, jkt=jkt, kind=DELEGATION if client.agent else USER,
+        parent_jti=grant.grant_jti,
     )  # fmt: skip
     response: dict[str, Any] = {
         "access_token": minted.token,

@@ -30,6 +30,7 @@ from deputize.server.web import (
     Browser,
     PageError,
     clear_cookie,
+    read_cookie,
     redirect,
     render,
     set_cookie,
@@ -140,6 +141,9 @@ async def login(request: Request, ctx: ServerContext, browser: Browser) -> Respo
     async with ctx.db.begin() as conn:
         if ok and user is not None and user.active:
             await users.clear(conn, key)
+            previous = read_cookie(request, settings, SESSION_COOKIE)
+            if previous is not None:  # whoever was signed in here before is signed out
+                await sessions.end(conn, sessions.digest(previous))
             value = await sessions.create(conn, user.sub, now, settings.session_lifetime)
             await audit.append(conn, audit.AuditEvent(event=SIGN_IN, subject=user.sub), now)
             response = redirect(settings.endpoint("/" + next_))

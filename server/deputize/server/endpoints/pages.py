@@ -40,7 +40,7 @@ async def page_form(request: Request, ctx: ServerContext, browser: Browser) -> F
             request, max_bytes=ctx.settings.max_body_bytes, repeatable=("resource",)
         )
     except OAuthError as exc:
-        raise PageError("Request refused", exc.description) from None
+        raise PageError("Request refused", exc.description, status=exc.status_code) from None
     browser.check(request, form.get("csrf"))
     return form
 
