@@ -434,3 +434,23 @@ def test_hostile_sign_in_posts_get_a_page_not_a_crash(browser: Browser) -> None:
     assert_page(huge, 413, "larger than")
     long_name = browser.sign_in("n" * 5000, "p" * 5000)
     assert long_name.status_code == 401 and "Wrong user name or password" in long_name.text
+
+
+def test_sign_ins_are_audited_with_identifiers_only(server: LiveServer, browser: Browser) -> None:
+    import json
+
+    from signin_support import run_db
+
+    from deputize.server.storage import audit
+
+    assert browser.sign_in(password="a wrong password").status_code == 401
+    assert browser.sign_in("nobody-here", "typed-a-password-as-name").status_code == 401
+    assert browser.sign_in().status_code == 303
+    entries = run_db(server, lambda conn: audit.query(conn))
+    events = [(e["event"], e["subject"], e["reason"]) for e in entries]
+    assert ("sign_in_failed", "alice", "wrong password") in events
+    assert ("sign_in_failed", None, "unknown user name") in events
+    assert ("sign_in", "alice", None) in events
+    text = json.dumps(entries)
+    assert "a wrong password" not in text and PASSWORD not in text and "nobody-here" not in text
+    assert run_db(server, lambda conn: audit.verify(conn)).ok
