@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from delegation_support import (
     ACCESS_TOKEN,
@@ -340,3 +341,72 @@ def test_an_agent_limited_to_no_delegation_cannot_act_for_a_signed_in_user(
         "/token", data=form, headers={"DPoP": server.proof(DPOP_KEYS["agent-d"])}
     )
     assert_error(response, 400, "invalid_grant")
+
+
+def test_withdrawal_racing_exchanges_leaves_nothing_live(
+    server: LiveServer, browser: Browser
+) -> None:
+    """Exchanges relying on a consent and its withdrawal, all at once: every exchange either
+    fails or its token is revoked with the rest."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deputize.server import accounts
+    from deputize.server.storage.tables import issued_tokens
+
+    tokens = sign_in_and_get_tokens(server, browser)
+    user_token = tokens["access_token"]
+    (consent,) = run_db(server, lambda conn: consents.list_all(conn, sub="alice"))
+    prepared = []
+    for _ in range(8):
+        form = {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": user_token,
+            "subject_token_type": ACCESS_TOKEN,
+            "actor_token": own_token(server, "agent-c"),
+            "actor_token_type": ACCESS_TOKEN,
+        }
+        headers = {"DPoP": server.proof(WEB_KEY, access_token=user_token),
+                   **server.basic("web-app", WEB_SECRET)}  # fmt: skip
+        prepared.append((form, headers))
+    barrier = threading.Barrier(len(prepared) + 1, timeout=30)
+
+    def send(request: tuple[dict[str, str], dict[str, str]]) -> Any:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            barrier.wait()
+            return client.post("/token", data=request[0], headers=request[1])
+
+    def withdraw() -> Any:
+        barrier.wait()
+        return run_db(
+            server,
+            lambda conn: accounts.revoke_consent(conn, consent.id, int(server.clock()), by="test"),
+        )
+
+    with ThreadPoolExecutor(max_workers=len(prepared) + 1) as pool:
+        withdrawal = pool.submit(withdraw)
+        responses = list(pool.map(send, prepared))
+        assert withdrawal.result() is not None
+    minted = []
+    for response in responses:
+        if response.status_code == 200:
+            minted.append(response.json()["access_token"])
+        else:
+            assert response.json()["error"] == "invalid_grant", response.text
+    for token in (user_token, *minted):
+        assert introspect(server, token)["active"] is False
+
+    async def live_rows(conn: Any) -> list[Any]:
+        from sqlalchemy import select
+
+        rows = await conn.execute(
+            select(issued_tokens.c.jti).where(
+                issued_tokens.c.subject == "alice",
+                issued_tokens.c.client_id.in_(["web-app", "agent-c"]),
+                issued_tokens.c.revoked_at.is_(None),
+            )
+        )
+        return list(rows)
+
+    assert run_db(server, live_rows) == []
+    assert_error(hand_to_agent(server, user_token, "agent-c"), 400, "invalid_grant")
