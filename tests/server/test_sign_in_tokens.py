@@ -112,6 +112,8 @@ def test_id_token_is_signed_with_the_published_keys(server: LiveServer, browser:
     assert claims["aud"] == "web-app" and claims["nonce"] == tokens["_params"]["nonce"]
     assert claims["exp"] - claims["iat"] == server.settings.id_token_lifetime
     assert isinstance(claims["auth_time"], int) and "email" not in claims
+    assert claims["amr"] == ["pwd"] and claims["azp"] == "web-app"
+    assert parsed.header["typ"] == "JWT" and parsed.header["kid"] == key.thumbprint
 
 
 def userinfo(server: LiveServer, token: str, *, scheme: str = "DPoP", key: Any = WEB_KEY,

@@ -138,9 +138,10 @@ def test_add_refuses_bad_passwords(
 def test_bad_username_and_unknown_user(
     config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(SystemExit) as exc:
-        cli(capsys, monkeypatch, "users", "add", "-c", str(config), "has space", stdin="x")
-    assert exc.value.code == 2
+    for argv in (["has space"], ["ok", "--email", "not-an-address"], ["ok", "--name", "a\x00b"]):
+        with pytest.raises(SystemExit) as exc:
+            cli(capsys, monkeypatch, "users", "add", "-c", str(config), *argv, stdin="x")
+        assert exc.value.code == 2
     status, _, err = cli(capsys, monkeypatch, "users", "disable", "-c", str(config), "nobody")
     assert status == 1 and "no user 'nobody'" in err
     status, _, err = cli(capsys, monkeypatch, "consents", "revoke", "-c", str(config), "nope")

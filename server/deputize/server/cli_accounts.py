@@ -31,6 +31,21 @@ def _username(value: str) -> str:
     return value
 
 
+def _email(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or not value.isprintable() or " " in value:
+        raise argparse.ArgumentTypeError(f"expected an e-mail address, got {value!r}")
+    if len(value) > 320:
+        raise argparse.ArgumentTypeError("e-mail addresses are at most 320 characters")
+    return value
+
+
+def _name(value: str) -> str:
+    if not value.strip() or not value.isprintable() or len(value) > 255:
+        raise argparse.ArgumentTypeError("expected a printable name of at most 255 characters")
+    return value
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -219,8 +234,8 @@ def add_parsers(commands: Any) -> None:
     )
     _config_arg(add)
     add.add_argument("username", metavar="USERNAME", type=_username)
-    add.add_argument("--name", help="full name, shown on pages and in the `name` claim")
-    add.add_argument("--email", help="e-mail address, for the `email` claim")
+    add.add_argument("--name", type=_name, help="full name, shown on pages and in the `name` claim")
+    add.add_argument("--email", type=_email, help="e-mail address, for the `email` claim")
     password_flag(add)
     add.set_defaults(func=cmd_users_add)
 

@@ -134,6 +134,7 @@ def id_token(request: TokenRequest, grant: Grant) -> str:
         "iat": request.now,
         "exp": request.now + settings.id_token_lifetime,
         "auth_time": grant.auth_time,
+        "amr": ["pwd"],  # RFC 8176: the user signed in with a password
     }
     if grant.nonce is not None:
         claims["nonce"] = grant.nonce
