@@ -166,3 +166,26 @@ def test_help(command: tuple[str, ...]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "usage: deputize " + " ".join(command) in result.stdout
+
+
+def test_clients_add_registers_a_public_sign_in_client(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, out, err = cli(
+        capsys, monkeypatch, "clients", "add", "-c", str(config), "--client-id", "spa",
+        "--auth-method", "none", "--grant-type", "authorization_code",
+        "--grant-type", "refresh_token", "--redirect-uri", "https://app.example.com/cb",
+        "--delegate-agent", "summary-agent", "--scope", "docs:read",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "secret" not in out.lower()
+    status, out, _ = cli(capsys, monkeypatch, "clients", "list", "-c", str(config), "--json")
+    (spa,) = [c for c in json.loads(out) if c["client_id"] == "spa"]
+    assert spa["token_endpoint_auth_method"] == "none"
+    assert spa["redirect_uris"] == ["https://app.example.com/cb"]
+    assert spa["delegate_agents"] == ["summary-agent"]
+    status, _, err = cli(
+        capsys, monkeypatch, "clients", "add", "-c", str(config), "--client-id", "bad",
+        "--grant-type", "authorization_code",
+    )  # fmt: skip
+    assert status == 2 and "redirect_uris" in err
