@@ -118,6 +118,21 @@ def test_hostile_requests_get_a_page_not_a_crash(browser: Browser, query: str) -
     assert_page(response, 400, "Sign-in request refused")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/login?next=authorize%3Fclient_id%3Dweb%2500app",
+        "/logout?client_id=web%00app&post_logout_redirect_uri=x",
+        "/authorize?client_id=web-app&redirect_uri=" + WEB_REDIRECT + "&state=a%00b",
+    ],
+    ids=["a NUL byte in sign-in's next", "a NUL byte at sign-out", "a NUL byte in state"],
+)
+def test_nul_bytes_never_reach_the_database(browser: Browser, url: str) -> None:
+    response = browser.get(url)
+    assert response.status_code in (200, 400), response.text
+    assert response.headers["content-type"].startswith("text/html")
+
+
 def test_repeated_redirect_uri_is_shown_on_a_page(browser: Browser) -> None:
     query = urlencode(auth_params()) + "&redirect_uri=" + WEB_REDIRECT
     assert_page(browser.get("/authorize?" + query), 400, "more than once")

@@ -43,6 +43,8 @@ async def find_client(
     client = ctx.static_clients.get(client_id)
     if client is not None:
         return client
+    if "\x00" in client_id:  # PostgreSQL refuses NUL in text: no such client, not a crash
+        return None
     return await client_rows.get(conn, client_id)
 
 

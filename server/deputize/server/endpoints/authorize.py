@@ -265,6 +265,8 @@ async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> R
         items = list(request.query_params.multi_items())
     values: dict[str, list[str]] = {}
     for name, value in items:
+        if "\x00" in name or "\x00" in value:
+            raise PageError("Sign-in request refused", "The request holds invalid characters.")
         if value:  # RFC 6749 §3.1: parameters sent without a value are treated as omitted
             values.setdefault(name, []).append(value)
     async with ctx.db.begin() as conn:

@@ -28,6 +28,8 @@ class User:
 
 
 async def get(conn: AsyncConnection, sub: str) -> User | None:
+    if "\x00" in sub:  # PostgreSQL refuses NUL in text; no user name holds one
+        return None
     row = (await conn.execute(select(users).where(users.c.sub == sub))).first()
     return None if row is None else User(**row._mapping)
 
