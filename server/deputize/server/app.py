@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from deputize.server.context import ServerContext
+from deputize.server.cors import CORS, public_client_origins
 from deputize.server.dpop_state import NonceSource
 from deputize.server.endpoints.account import account, revoke_consent
 from deputize.server.endpoints.authorize import authorize
@@ -141,6 +143,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(CORS, origins=public_client_origins(settings.clients)),
+        ],
         exception_handlers={
             OAuthError: error_response,
             HTTPException: _http_error,
