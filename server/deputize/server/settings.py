@@ -387,6 +387,11 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             "its tokens, refresh tokens included, are bound to its DPoP key (RFC 9449 §5)"
         )
     agent = s.boolean("agent", False)
+    if agent and REFRESH_TOKEN in grant_types:
+        raise ConfigError(
+            f"{s.key('grant_types')}: an agent (agent: true) gets no refresh tokens; it "
+            "re-exchanges from its parent, or the person signs in again"
+        )
     if agent and not dpop_bound:
         raise ConfigError(
             f"{s.key('dpop_bound_access_tokens')}: must be true for an agent (agent: true); "
