@@ -469,3 +469,14 @@ def test_sign_ins_are_audited_with_identifiers_only(server: LiveServer, browser:
     text = json.dumps(entries)
     assert "a wrong password" not in text and PASSWORD not in text and "nobody-here" not in text
     assert run_db(server, lambda conn: audit.verify(conn)).ok
+
+
+def test_an_agent_client_is_presented_as_an_agent(browser: Browser) -> None:
+    from signin_support import AGENT_REDIRECT
+
+    response = browser.authorize(auth_params("agent-d", redirect_uri=AGENT_REDIRECT))
+    next_ = query_of(response.headers["location"])["next"]
+    page = browser.get(browser.sign_in(next_=next_).headers["location"]).text
+    assert '<span id="client-name">Travel Agent</span> to act for you?' in page
+    assert "This is an AI agent, not a person." in page
+    assert "may hand your permission to these agents" not in page

@@ -367,6 +367,7 @@ async def _decide(
                 ),
             }
             for agent in agents
+            if agent is not client  # an agent client is presented as itself, above
         ],
         expires=_expiry_text(now + settings.consent_lifetime),
         redirect_host=urlsplit(auth.redirect_uri).netloc or auth.redirect_uri.split(":")[0],
