@@ -60,6 +60,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "http",
         "delegation",
         "status_list",
+        "sign_in",
     }
 
 
@@ -203,3 +204,53 @@ def test_guide_code_runs(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
+
+
+def test_sign_in_guide_code_runs(server_factory: Any, tmp_path: Path) -> None:
+    """sign-in.md's two Python snippets: the authorize URL, and redeeming and refreshing."""
+    from signin_support import (
+        WEB_REDIRECT,
+        WEB_SECRET,
+        Browser,
+        auth_params,
+        obtain_code,
+        pkce,
+        start,
+    )
+
+    build_url, redeem = re.findall(r"```python\n(.*?)```", (DOCS / "sign-in.md").read_text(), re.S)
+    url_script = tmp_path / "authorize_url.py"
+    url_script.write_text(build_url)
+    result = subprocess.run(
+        [sys.executable, str(url_script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "code_challenge_method=S256" in result.stdout
+
+    server = start(server_factory)
+    browser = Browser(server)
+    try:
+        verifier, challenge = pkce()
+        params = auth_params(challenge=challenge)
+        code = obtain_code(browser, params)["code"]
+    finally:
+        browser.close()
+    script = tmp_path / "redeem.py"
+    script.write_text(redeem)
+    env = {
+        **os.environ,
+        "DEPUTIZE_URL": server.url,
+        "CLIENT_ID": "web-app",
+        "CLIENT_SECRET": WEB_SECRET,
+        "REDIRECT_URI": WEB_REDIRECT,
+        "CODE": code,
+        "VERIFIER": verifier,
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("DPoP [") and "'refresh_token'" in lines[0]
+    assert lines[1] == "refreshed True"

@@ -319,8 +319,6 @@ def test_missing_grant_type(server: LiveServer, body: bytes) -> None:
     "grant_type",
     [
         "password",
-        "authorization_code",
-        "refresh_token",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
         "urn:ietf:params:oauth:grant-type:device_code",
         "CLIENT_CREDENTIALS",
@@ -328,8 +326,6 @@ def test_missing_grant_type(server: LiveServer, body: bytes) -> None:
     ],
     ids=[
         "refuses the password grant",
-        "refuses the authorization code grant",
-        "refuses the refresh token grant",
         "refuses the JWT bearer grant",
         "refuses the device code grant",
         "compares grant types case-sensitively",
@@ -339,6 +335,12 @@ def test_missing_grant_type(server: LiveServer, body: bytes) -> None:
 def test_unsupported_grant_type(server: LiveServer, grant_type: str) -> None:
     response = form_post(server, {"grant_type": grant_type})
     assert_error(response, 400, "unsupported_grant_type")
+
+
+@pytest.mark.parametrize("grant_type", ["authorization_code", "refresh_token"])
+def test_sign_in_grants_need_registration(server: LiveServer, grant_type: str) -> None:
+    response = form_post(server, {"grant_type": grant_type})
+    assert_error(response, 400, "unauthorized_client")
 
 
 def test_client_without_the_grant_is_unauthorized(server: LiveServer) -> None:

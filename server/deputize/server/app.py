@@ -12,18 +12,24 @@ from contextlib import asynccontextmanager
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from deputize.keys.nonces import NonceSource
 from deputize.server.context import ServerContext
+from deputize.server.cors import CORS, public_client_origins
+from deputize.server.endpoints.account import account, revoke_consent
+from deputize.server.endpoints.authorize import authorize
 from deputize.server.endpoints.introspect import introspect
 from deputize.server.endpoints.jwks import jwks
+from deputize.server.endpoints.login import login, logout
 from deputize.server.endpoints.metadata import build_metadata, encode, metadata
 from deputize.server.endpoints.revoke import revoke
 from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
+from deputize.server.endpoints.userinfo import userinfo
 from deputize.server.errors import OAuthError
 from deputize.server.grants import registry
 from deputize.server.keyring import Keyring
@@ -32,7 +38,7 @@ from deputize.server.responses import error_response, json_response
 from deputize.server.settings import Settings
 from deputize.server.status_list import PATH as STATUS_LIST_PATH
 from deputize.server.status_list import StatusAllocator, StatusListPublisher
-from deputize.server.storage import replay, secrets, tokens
+from deputize.server.storage import codes, refresh, replay, secrets, sessions, tokens, users
 from deputize.server.storage.database import Database
 
 logger = logging.getLogger("deputize.server")
@@ -52,6 +58,10 @@ async def _maintenance(ctx: ServerContext) -> None:
             async with ctx.db.begin() as conn:
                 await replay.purge(conn, now)
                 await tokens.purge_expired(conn, now - _LEDGER_RETENTION)
+                await sessions.purge(conn, now)
+                await codes.purge(conn, now - _LEDGER_RETENTION)
+                await refresh.purge(conn, now - _LEDGER_RETENTION)
+                await users.purge_throttle(conn, now - 86_400)
         except Exception:  # keep serving with the last good state; say so in the log
             logger.exception("maintenance run failed")
 
@@ -65,6 +75,7 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
     await keyring.start(db, now)
     async with db.begin() as conn:
         nonce_secret = await secrets.get_or_create(conn, "dpop_nonce_key", now)
+        page_key = await secrets.get_or_create(conn, "page_csrf_key", now)
     status_allocator = StatusAllocator(db)
     await status_allocator.start()
     http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -80,6 +91,7 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         status_allocator=status_allocator,
         status_lists=StatusListPublisher(settings, db, keyring),
         clock=clock,
+        page_key=page_key.encode("ascii"),
     )
     return ctx
 
@@ -131,10 +143,20 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/introspect", introspect, methods=["POST"]),
         Route("/revoke", revoke, methods=["POST"]),
         Route(STATUS_LIST_PATH + "{number:int}", status_list, methods=["GET"]),
+        # People: sign-in, consent, account, OpenID Connect.
+        Route("/authorize", authorize, methods=["GET", "POST"]),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["GET", "POST"]),
+        Route("/account", account, methods=["GET"]),
+        Route("/account/consents/revoke", revoke_consent, methods=["POST"]),
+        Route("/userinfo", userinfo, methods=["GET", "POST"]),
     ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(CORS, origins=public_client_origins(settings.clients)),
+        ],
         exception_handlers={
             OAuthError: error_response,
             HTTPException: _http_error,

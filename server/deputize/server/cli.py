@@ -1,4 +1,5 @@
-"""The ``deputize`` command line: serve, init, check-config, migrate, keys, clients, revoke, audit.
+"""The ``deputize`` command line: serve, init, check-config, migrate, keys, clients, revoke, audit,
+users and consents (``cli_accounts.py``).
 
 Every command takes ``--help``.  Errors name the config key or flag at fault and exit with 2
 (usage or configuration) or 1 (the operation was refused).
@@ -29,6 +30,7 @@ from deputize.server.keyring import RotationError, ensure_keys, published, rotat
 from deputize.server.revocation import revoke as revoke_tokens
 from deputize.server.settings import (
     AUTH_METHODS,
+    PUBLIC_CLIENT,
     ClientConfig,
     ConfigError,
     Settings,
@@ -264,8 +266,13 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         "dpop_bound_access_tokens": not args.allow_bearer,
         "agent": args.agent,
         "can_introspect": args.can_introspect,
+        "redirect_uris": args.redirect_uri or [],
+        "post_logout_redirect_uris": args.post_logout_redirect_uri or [],
+        "delegate_agents": args.delegate_agent or [],
     }
-    if args.auth_method == "private_key_jwt":
+    if args.auth_method == PUBLIC_CLIENT:
+        pass  # a public client holds no credential
+    elif args.auth_method == "private_key_jwt":
         if bool(args.jwks_file) == bool(args.jwks_uri):
             raise CommandError("private_key_jwt needs exactly one of --jwks-file or --jwks-uri")
         if args.jwks_file:
@@ -557,9 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument(
         "--auth-method",
-        choices=AUTH_METHODS,
+        choices=[*AUTH_METHODS, PUBLIC_CLIENT],
         default="client_secret_basic",
-        help="token_endpoint_auth_method (default client_secret_basic)",
+        help="token_endpoint_auth_method (default client_secret_basic; none: a public app)",
     )
     add.add_argument("--jwks-file", help="JSON JWK Set with the client's public keys")
     add.add_argument("--jwks-uri", help="URL of the client's JWK Set")
@@ -575,6 +582,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--scope", action="append", help="allowed scope (repeatable)")
     add.add_argument("--audience", action="append", help="allowed resource URI (repeatable)")
+    add.add_argument("--redirect-uri", action="append", help="sign-in redirect URI (repeatable)")
+    add.add_argument(
+        "--post-logout-redirect-uri", action="append", help="sign-out redirect URI (repeatable)"
+    )
+    add.add_argument(
+        "--delegate-agent",
+        action="append",
+        metavar="CLIENT_ID",
+        help="agent the client may hand signed-in users' authority to (repeatable)",
+    )
     add.add_argument("--agent", action="store_true", help="the client is an AI agent")
     add.add_argument(
         "--allow-bearer",
@@ -645,6 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit_.add_argument("--json", action="store_true", help="print JSON")
     audit_.add_argument("--verify", action="store_true", help="verify the hash chains")
     audit_.set_defaults(func=cmd_audit)
+
+    from deputize.server import cli_accounts  # imports this module: register after it is built
+
+    cli_accounts.add_parsers(commands)
     return parser
 
 

@@ -24,7 +24,7 @@ from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidClientError, InvalidRequestError
 from deputize.server.form import Form
 from deputize.server.remote_jwks import JWKSFetchError
-from deputize.server.settings import ClientConfig
+from deputize.server.settings import PUBLIC_CLIENT, ClientConfig
 from deputize.server.storage.request_store import RequestStore
 
 JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -41,6 +41,8 @@ async def find_client(
     client = ctx.static_clients.get(client_id)
     if client is not None:
         return client
+    if "\x00" in client_id:  # PostgreSQL refuses NUL in text: no such client, not a crash
+        return None
     return await store.client(client_id)
 
 
@@ -76,7 +78,7 @@ async def authenticate_client(
     if len(used) > 1:
         raise InvalidRequestError("use exactly one client authentication method")
     if not used:
-        raise InvalidClientError("client authentication required")
+        return await _public_client(ctx, store, form, endpoint=endpoint)
     method = used[0]
     if method == "private_key_jwt":
         return await _private_key_jwt(ctx, store, form, endpoint=endpoint)
@@ -95,6 +97,20 @@ async def authenticate_client(
         raise InvalidClientError("client authentication failed")
     if client.token_endpoint_auth_method != method:
         raise InvalidClientError(f"client is registered for {client.token_endpoint_auth_method}")
+    return client
+
+
+async def _public_client(
+    ctx: ServerContext, store: RequestStore, form: Form, *, endpoint: str
+) -> ClientConfig:
+    """RFC 6749 §2.1 / §3.2.1: a public client identifies itself with ``client_id`` only, and
+    only at the token endpoint (its grants need PKCE and DPoP: see the grants)."""
+    client_id = form.get("client_id")
+    if client_id is None or endpoint != ctx.settings.token_endpoint:
+        raise InvalidClientError("client authentication required")
+    client = await find_client(ctx, store, client_id)
+    if client is None or client.token_endpoint_auth_method != PUBLIC_CLIENT:
+        raise InvalidClientError("client authentication required")
     return client
 
 

@@ -36,3 +36,5 @@ class ServerContext:
     metadata_json: bytes = b""
     #: ``audience`` values recently found not to name a registered client (token exchange).
     non_clients: RecentMisses = field(default_factory=lambda: RecentMisses(ttl=5.0))
+    #: Key for the sign-in pages' CSRF tokens, shared by all instances (``web.py``).
+    page_key: bytes = b""

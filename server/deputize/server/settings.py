@@ -22,8 +22,13 @@ from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.client_secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+#: RFC 7591 §2: a public client (a browser or native app) that holds no credential.  It may
+#: use only the authorization code and refresh grants, with PKCE and DPoP.
+PUBLIC_CLIENT: Final = "none"
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
-GRANT_TYPES: Final = ("client_credentials", TOKEN_EXCHANGE)
+AUTHORIZATION_CODE: Final = "authorization_code"
+REFRESH_TOKEN: Final = "refresh_token"
+GRANT_TYPES: Final = ("client_credentials", TOKEN_EXCHANGE, AUTHORIZATION_CODE, REFRESH_TOKEN)
 ENV_ISSUER: Final = "DEPUTIZE_ISSUER"
 ENV_DATABASE_URL: Final = "DEPUTIZE_DATABASE_URL"
 ENV_CLIENT_SECRET_PREFIX: Final = "DEPUTIZE_CLIENT_SECRET_"
@@ -48,6 +53,9 @@ class ClientConfig:
     scopes: tuple[str, ...] = ()
     audiences: tuple[str, ...] = ()
     redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    delegate_agents: tuple[str, ...] = ()
+    """Agents this client hands a signed-in user's authority to (named on the consent page)."""
     dpop_bound_access_tokens: bool = True
     agent: bool = False
     can_introspect: bool = False
@@ -69,6 +77,8 @@ class ClientConfig:
             "scopes": list(self.scopes),
             "audiences": list(self.audiences),
             "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "delegate_agents": list(self.delegate_agents),
             "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
             "agent": self.agent,
             "can_introspect": self.can_introspect,
@@ -122,6 +132,14 @@ class Settings:
     delegation_grants: tuple[DelegationGrant, ...] = ()
     status_list_ttl: int = 60
     status_list_server_cache: int = 5
+    session_lifetime: int = 8 * 3600
+    max_failed_sign_ins: int = 5
+    sign_in_lockout: int = 900
+    code_lifetime: int = 60
+    consent_lifetime: int = 90 * 86_400
+    id_token_lifetime: int = 300
+    refresh_token_lifetime: int = 86_400
+    refresh_token_max_lifetime: int = 30 * 86_400
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -301,7 +319,7 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         raise ConfigError(
             f"{s.key('client_id')}: use 1-128 letters, digits and . _ ~ : @ / -; got {client_id!r}"
         )
-    method = s.choice("token_endpoint_auth_method", AUTH_METHODS)
+    method = s.choice("token_endpoint_auth_method", (*AUTH_METHODS, PUBLIC_CLIENT))
     secret_hash = s.string("client_secret_hash")
     env_secret = env.get(secret_env_name(client_id))
     if env_secret is not None:
@@ -323,6 +341,9 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             raise ConfigError(f"{path}: private_key_jwt needs exactly one of jwks or jwks_uri")
         if secret_hash is not None:
             raise ConfigError(f"{path}: a private_key_jwt client must not have a secret")
+    elif method == PUBLIC_CLIENT:
+        if secret_hash is not None or jwks is not None or jwks_uri is not None:
+            raise ConfigError(f"{path}: a public client (none) holds no secret and no keys")
     else:
         if secret_hash is None:
             raise ConfigError(
@@ -344,9 +365,35 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             raise ConfigError(
                 f"{s.key('audiences')}: {audience!r} is not an absolute URI (RFC 8707)"
             )
-    redirect_uris = s.strings("redirect_uris")
+    redirect_uris = _redirect_uris(s, "redirect_uris")
+    post_logout = _redirect_uris(s, "post_logout_redirect_uris")
+    delegate_agents = s.strings("delegate_agents")
+    for agent_id in delegate_agents:
+        if not _CLIENT_ID.fullmatch(agent_id):
+            raise ConfigError(f"{s.key('delegate_agents')}: {agent_id!r} is not a client_id")
+    if AUTHORIZATION_CODE in grant_types and not redirect_uris:
+        raise ConfigError(f"{s.key('redirect_uris')}: required for the authorization_code grant")
+    if REFRESH_TOKEN in grant_types and AUTHORIZATION_CODE not in grant_types:
+        raise ConfigError(
+            f"{s.key('grant_types')}: refresh_token is only issued with authorization_code"
+        )
+    if method == PUBLIC_CLIENT and set(grant_types) - {AUTHORIZATION_CODE, REFRESH_TOKEN}:
+        raise ConfigError(
+            f"{s.key('grant_types')}: a public client (none) may only use authorization_code "
+            "and refresh_token"
+        )
     dpop_bound = s.boolean("dpop_bound_access_tokens", True)
+    if method == PUBLIC_CLIENT and not dpop_bound:
+        raise ConfigError(
+            f"{s.key('dpop_bound_access_tokens')}: must be true for a public client (none): "
+            "its tokens, refresh tokens included, are bound to its DPoP key (RFC 9449 §5)"
+        )
     agent = s.boolean("agent", False)
+    if agent and REFRESH_TOKEN in grant_types:
+        raise ConfigError(
+            f"{s.key('grant_types')}: an agent (agent: true) gets no refresh tokens; it "
+            "re-exchanges from its parent, or the person signs in again"
+        )
     if agent and not dpop_bound:
         raise ConfigError(
             f"{s.key('dpop_bound_access_tokens')}: must be true for an agent (agent: true); "
@@ -363,6 +410,8 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         scopes=_scopes(s, "scopes"),
         audiences=audiences,
         redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout,
+        delegate_agents=delegate_agents,
         dpop_bound_access_tokens=dpop_bound,
         agent=agent,
         can_introspect=s.boolean("can_introspect", False),
@@ -371,6 +420,31 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
     )
     s.done()
     return client
+
+
+def _redirect_uris(section: _Section, name: str) -> tuple[str, ...]:
+    """RFC 6749 §3.1.2 / RFC 9700 §2.1: absolute, no fragment, compared as exact strings.
+    ``http`` only on loopback (RFC 8252 §7.3); other schemes must be private-use ones (§7.1)."""
+    uris = section.strings(name)
+    for uri in uris:
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            parts = urlsplit("")
+        if not parts.scheme or "#" in uri:
+            raise ConfigError(f"{section.key(name)}: {uri!r} must be absolute, without fragment")
+        if parts.scheme in ("http", "https") and not parts.hostname:
+            raise ConfigError(f"{section.key(name)}: {uri!r} has no host")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            raise ConfigError(
+                f"{section.key(name)}: {uri!r} must use https (http only for localhost)"
+            )
+        if parts.scheme not in ("http", "https") and "." not in parts.scheme:
+            raise ConfigError(
+                f"{section.key(name)}: {uri!r}: a custom scheme must be a reverse domain name "
+                "such as com.example.app (RFC 8252 §7.1)"
+            )
+    return uris
 
 
 def _optional_int(section: _Section, name: str, *, low: int, high: int) -> int | None:
@@ -435,7 +509,22 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     tokens = top.section("tokens")
     signing_alg = tokens.choice("signing_alg", SIGNING_ALGORITHMS, "ES256")
     lifetime = tokens.integer("access_token_lifetime", 300, low=10, high=86_400)
+    id_token_lifetime = tokens.integer("id_token_lifetime", 300, low=10, high=86_400)
+    refresh_lifetime = tokens.integer("refresh_token_lifetime", 86_400, low=60, high=31_536_000)
+    refresh_max = tokens.integer("refresh_token_max_lifetime", 30 * 86_400, low=60, high=31_536_000)
+    if refresh_max < refresh_lifetime:
+        raise ConfigError(
+            "tokens.refresh_token_max_lifetime: must be at least tokens.refresh_token_lifetime"
+        )
     tokens.done()
+
+    sign_in = top.section("sign_in")
+    session_lifetime = sign_in.integer("session_lifetime", 8 * 3600, low=60, high=2_592_000)
+    max_failed = sign_in.integer("max_failed_attempts", 5, low=1, high=100)
+    lockout = sign_in.integer("lockout", 900, low=10, high=86_400)
+    code_lifetime = sign_in.integer("code_lifetime", 60, low=10, high=600)
+    consent_lifetime = sign_in.integer("consent_lifetime", 90 * 86_400, low=60, high=3 * 31_536_000)
+    sign_in.done()
 
     dpop = top.section("dpop")
     require_nonce = dpop.boolean("require_nonce", True)
@@ -508,6 +597,14 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         delegation_grants=grants,
         status_list_ttl=status_ttl,
         status_list_server_cache=status_cache,
+        session_lifetime=session_lifetime,
+        max_failed_sign_ins=max_failed,
+        sign_in_lockout=lockout,
+        code_lifetime=code_lifetime,
+        consent_lifetime=consent_lifetime,
+        id_token_lifetime=id_token_lifetime,
+        refresh_token_lifetime=refresh_lifetime,
+        refresh_token_max_lifetime=refresh_max,
         source=source,
     )
 

@@ -31,7 +31,7 @@ from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.remote_jwks import JWKSFetchError
 from deputize.server.storage.request_store import RequestStore
-from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF, TokenRecord
+from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF, USER, TokenRecord
 
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
@@ -45,7 +45,8 @@ _EXTERNAL_TYPS: Final = {JWT_TYPE: {"", "jwt", "at+jwt"}, ID_TOKEN_TYPE: {"", "j
 @dataclass(frozen=True, slots=True)
 class SubjectToken:
     kind: str
-    """``external``, ``delegation`` or ``handoff``."""
+    """``external``, ``user`` (a person's own token from sign-in), ``delegation`` or
+    ``handoff``."""
     chain: Chain
     exp: int
     scopes: list[str] | None
@@ -132,6 +133,8 @@ async def _read_own_subject(
         raise InvalidGrantError(
             "a client's own token cannot be exchanged: it acts for the client, not for a person"
         )
+    if record.kind not in (DELEGATION, HANDOFF, USER):
+        raise InvalidGrantError("subject token is not exchangeable")
     try:
         chain = parse_chain(claims)
         scopes = scope_list(claims)
@@ -149,7 +152,7 @@ async def _read_own_subject(
         parent = await store.token(record.parent_jti)
         exp = parent.expires_at if parent is not None else exp
     return SubjectToken(
-        kind=DELEGATION if record.kind == DELEGATION else HANDOFF,
+        kind=record.kind,
         chain=chain,
         exp=exp,
         scopes=scopes,

@@ -1,7 +1,8 @@
 """Authorization server metadata (RFC 8414 §2), also served at the OpenID discovery path.
 
-Only what is implemented is advertised.  With no authorization endpoint yet, no response type
-is supported: ``response_types_supported`` is the honest empty list.
+Only what is implemented is advertised: the code flow with PKCE S256 and RFC 9207 ``iss``,
+public clients (``none``) at the token endpoint only, OpenID Connect ID tokens, UserInfo and
+RP-Initiated Logout.
 """
 
 from __future__ import annotations
@@ -14,20 +15,47 @@ from starlette.responses import Response
 
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.server.client_auth import ASSERTION_ALGORITHMS
-from deputize.server.settings import AUTH_METHODS, Settings
+from deputize.server.scope_words import OIDC_SCOPES
+from deputize.server.settings import AUTH_METHODS, PUBLIC_CLIENT, Settings
 
 
 def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]:
-    scopes = sorted({scope for client in settings.clients for scope in client.scopes})
+    scopes = sorted(
+        {scope for client in settings.clients for scope in client.scopes} | set(OIDC_SCOPES)
+    )
     metadata: dict[str, Any] = {
         "issuer": settings.issuer,
+        "authorization_endpoint": settings.endpoint("/authorize"),
         "token_endpoint": settings.token_endpoint,
+        "userinfo_endpoint": settings.endpoint("/userinfo"),
+        "end_session_endpoint": settings.endpoint("/logout"),
         "jwks_uri": settings.endpoint("/jwks"),
         "introspection_endpoint": settings.endpoint("/introspect"),
         "revocation_endpoint": settings.endpoint("/revoke"),
         "grant_types_supported": grant_types,
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],  # RFC 7636; plain is refused
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "prompt_values_supported": ["none", "login", "consent"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "azp",
+            "name",
+            "preferred_username",
+            "email",
+        ],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "token_endpoint_auth_methods_supported": [*AUTH_METHODS, PUBLIC_CLIENT],
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
@@ -35,8 +63,7 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
     }
-    if scopes:
-        metadata["scopes_supported"] = scopes
+    metadata["scopes_supported"] = scopes
     return metadata
 
 

@@ -1,9 +1,9 @@
 """Token revocation (RFC 7009).
 
 An authenticated client revokes a token issued to it, and with it every token delegated from
-it.  Tokens Deputize cannot read (garbage,
-foreign, already expired) get the §2.2 answer: 200, nothing to do.  A valid token issued to a
-different client is refused (§2.1) and left alone.
+it; a refresh token takes its whole family and the access tokens issued under it along.
+Tokens Deputize cannot read (garbage, foreign, already expired) get the §2.2 answer: 200,
+nothing to do.  A valid token issued to a different client is refused (§2.1) and left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from deputize.server.form import read_form
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import NO_STORE
 from deputize.server.revocation import revoke as revoke_tokens
+from deputize.server.storage import refresh
 from deputize.server.storage.request_store import SqlStore
 
 
@@ -37,4 +38,10 @@ async def revoke(request: Request) -> Response:
             if claims.get("client_id") != client.client_id:
                 raise UnauthorizedClientError("the token was not issued to this client")
             await revoke_tokens(conn, now, by=client.client_id, jti=claims["jti"])
+        elif (row := await refresh.find(conn, token)) is not None:
+            # §2.1: revoking a refresh token revokes its family and the access tokens under it.
+            if row.client_id != client.client_id:
+                raise UnauthorizedClientError("the token was not issued to this client")
+            await refresh.revoke_grant(conn, row.grant_jti, now)
+            await revoke_tokens(conn, now, by=client.client_id, jti=row.grant_jti)
     return Response(status_code=200, headers=NO_STORE)

@@ -49,8 +49,15 @@ class Grant(Protocol):
 
 
 def registry() -> Mapping[str, Grant]:
+    from deputize.server.grants.authorization_code import AuthorizationCodeGrant
     from deputize.server.grants.client_credentials import ClientCredentialsGrant
+    from deputize.server.grants.refresh_token import RefreshTokenGrant
     from deputize.server.grants.token_exchange import TokenExchangeGrant
 
-    grants: list[Grant] = [ClientCredentialsGrant(), TokenExchangeGrant()]
+    grants: list[Grant] = [
+        ClientCredentialsGrant(),
+        TokenExchangeGrant(),
+        AuthorizationCodeGrant(),
+        RefreshTokenGrant(),
+    ]
     return {grant.grant_type: grant for grant in grants}

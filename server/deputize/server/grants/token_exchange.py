@@ -8,7 +8,8 @@ The contract this enforces is ``docs/delegation.md``.  In short, for each exchan
    key, or the actor's key when the requester delegates to an ``actor_token`` in one call.
 3. ``audience`` naming a registered client makes a hand-off token for that client instead:
    short-lived, single-use, redeemable only by that client with its own key.
-4. A person's unbound token starts a chain only for agents the person authorised.
+4. A person's own token (unbound from an identity provider, or from sign-in here) starts a
+   chain only for agents the person authorised (``delegation_policy.py``).
 
 Scope, audience, lifetime and depth only ever shrink (``deputize.keys.chain``).
 No refresh token is issued: an agent re-exchanges from its parent, so revoking the parent
@@ -42,7 +43,7 @@ from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
 from deputize.server.scopes import parse_scope
 from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig
-from deputize.server.storage.tokens import DELEGATION, HANDOFF
+from deputize.server.storage.tokens import DELEGATION, HANDOFF, USER
 from deputize.server.subject_tokens import (
     ACCESS_TOKEN_TYPE,
     EXTERNAL,
@@ -124,25 +125,31 @@ class TokenExchangeGrant:
             if not await store.redeem(subject.jti, now):
                 raise InvalidGrantError("this hand-off token has already been used")
             chain = self._extend(chain, client, request)
-        elif subject.kind == DELEGATION:
+            if not subject.chain.actors:  # a person's own token handed on: rule 4
+                caps.append(await authorise(store, settings, subject, client.client_id, now))
+        elif subject.kind in (DELEGATION, USER):
             if subject.holder != client.client_id:
                 raise InvalidGrantError("only the holder of a delegated token may exchange it")
         else:  # a person's token from a trusted issuer: the requester starts acting for them
             chain = self._extend(chain, client, request)
             if subject.jkt is None:
-                caps.append(authorise(settings, subject, client.client_id))
+                caps.append(await authorise(store, settings, subject, client.client_id, now))
         if actor_token is not None:
             # Rule 2: delegate in one call to the actor whose own bound token is presented.
             actor = await read_actor(ctx, store, actor_token, form.get("actor_token_type"), now)
             actor_client = await _client(request, actor.client_id)
             chain = self._extend(chain, actor_client, request)
-            if subject.kind == EXTERNAL and subject.jkt is None:
-                caps.append(authorise(settings, subject, actor.client_id))
+            if (subject.kind == EXTERNAL and subject.jkt is None) or (
+                subject.kind != EXTERNAL and not subject.chain.actors
+            ):
+                caps.append(await authorise(store, settings, subject, actor.client_id, now))
             holder, jkt = actor_client, actor.jkt
         recipient = await _client(request, recipients[0]) if recipients else None
         if recipient is not None:
             # The recipient must be able to take the next hop (no cycle, depth left): check now.
             self._extend(chain, recipient, request)
+            if not chain.actors:  # a person's own token handed to an agent: rule 4 now
+                caps.append(await authorise(store, settings, subject, recipient.client_id, now))
 
         scopes = self._scopes(request, subject, holder, recipient, caps)
         audience = self._audience(subject, holder, recipient, resources)

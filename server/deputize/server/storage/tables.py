@@ -7,7 +7,18 @@ store exactly the same thing.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, SmallInteger, String, Table, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 metadata = MetaData()
 
@@ -132,4 +143,103 @@ audit_heads = Table(
     Column("chain", SmallInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# --- people: users, sign-in, consent, authorization codes, refresh tokens (migration 0004) ---
+
+#: People who sign in.  ``sub`` is the user name, fixed at creation and never reused (users are
+#: disabled, never deleted), so it can name the user in config, audit and revocation alike.
+users = Table(
+    "users",
+    metadata,
+    Column("sub", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("name", String(255), nullable=True),
+    Column("email", String(320), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("password_changed_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
+#: Failed sign-in attempts per attempted user name (known or not, so lockout reveals nothing).
+sign_in_throttle = Table(
+    "sign_in_throttle",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=True),
+)
+
+#: Browser sessions; the cookie holds a random value, the table only its SHA-256.
+browser_sessions = Table(
+    "browser_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("sub", String(64), nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_browser_sessions_sub", "sub"),
+    Index("ix_browser_sessions_expires_at", "expires_at"),
+)
+
+#: What a user allowed a client (and the agents it acts through) to do for them.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("sub", String(64), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("agents", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_consents_sub", "sub"),
+)
+
+#: Authorization codes (RFC 6749 §4.1), stored as SHA-256; single use, seconds-long.
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("sub", String(64), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(512), nullable=True),
+    Column("dpop_jkt", String(64), nullable=True),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("consent_id", String(32), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Column("grant_jti", String(64), nullable=True),
+    Index("ix_authorization_codes_expires_at", "expires_at"),
+)
+
+#: Refresh tokens, stored as SHA-256.  A family is every token rotated from one sign-in; its
+#: ``grant_jti`` is the ledger row all of the family's access tokens hang under.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family", String(64), nullable=False),
+    Column("grant_jti", String(64), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("sub", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("resources", Text, nullable=False),
+    Column("jkt", String(64), nullable=True),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("consent_id", String(32), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("family_expires_at", BigInteger, nullable=False),
+    Column("rotated_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_refresh_tokens_family", "family"),
+    Index("ix_refresh_tokens_sub", "sub"),
+    Index("ix_refresh_tokens_expires_at", "expires_at"),
 )

@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deputize.server.storage.tables import issued_tokens
 
 CLIENT, DELEGATION, HANDOFF = "client", "delegation", "handoff"
+#: A signed-in person's own token (authorization code flow), and the untokened ledger row that
+#: every access token of one sign-in hangs under, so one revocation reaches them all.
+USER, GRANT = "user", "grant"
 
 
 @dataclass(frozen=True, slots=True)

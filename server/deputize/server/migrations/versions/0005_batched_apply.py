@@ -4,7 +4,7 @@ See ``deputize/server/storage/batched.py`` for why and when it is used.  SQLite 
 it keeps the ordinary one-statement-at-a-time transaction.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-22
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

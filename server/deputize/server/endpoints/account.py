@@ -1,0 +1,79 @@
+"""The account page: what the signed-in user allowed, and withdrawing it."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from deputize.server import accounts
+from deputize.server.client_auth import find_client
+from deputize.server.context import ServerContext
+from deputize.server.endpoints.pages import current_session, page, page_form, user_label
+from deputize.server.scope_words import describe_all
+from deputize.server.storage import consents
+from deputize.server.storage.request_store import SqlStore
+from deputize.server.web import Browser, PageError, redirect, render
+
+
+def _sign_in(ctx: ServerContext) -> Response:
+    return redirect(
+        ctx.settings.endpoint("/login") + "?" + urlencode({"next": "account"}), status=302
+    )
+
+
+@page
+async def account(request: Request, ctx: ServerContext, browser: Browser) -> Response:
+    now = int(ctx.clock())
+    async with ctx.db.begin() as conn:
+        found = await current_session(request, ctx, conn, now)
+        if found is None:
+            return _sign_in(ctx)
+        _, user = found
+        rows = []
+        for consent in await consents.for_user(conn, user.sub, now):
+            client = await find_client(ctx, SqlStore(conn), consent.client_id)
+            agents = []
+            for agent_id in consent.agents:
+                agent = await find_client(ctx, SqlStore(conn), agent_id)
+                agents.append((agent.name if agent else None) or agent_id)
+            rows.append(
+                {
+                    "id": consent.id,
+                    "client_id": consent.client_id,
+                    "client_name": (client.name if client else None) or consent.client_id,
+                    "scopes": describe_all(consent.scopes),
+                    "agents": agents,
+                    "expires": time.strftime("%d %B %Y", time.gmtime(consent.expires_at)),
+                }
+            )
+    notice = {"revoked": "Access withdrawn. Those apps and agents can no longer act for you."}
+    return render(
+        "account.html",
+        ctx.settings,
+        browser=browser,
+        user_label=user_label(user),
+        consents=rows,
+        notice=notice.get(request.query_params.get("done", "")),
+        revoke_action=ctx.settings.endpoint("/account/consents/revoke"),
+        logout_action=ctx.settings.endpoint("/logout"),
+    )
+
+
+@page
+async def revoke_consent(request: Request, ctx: ServerContext, browser: Browser) -> Response:
+    form = await page_form(request, ctx, browser)
+    now = int(ctx.clock())
+    async with ctx.db.begin() as conn:
+        found = await current_session(request, ctx, conn, now)
+        if found is None:
+            return _sign_in(ctx)
+        consent_id = form.get("consent") or ""
+        count = await accounts.revoke_consent(
+            conn, consent_id, now, by=f"user:{found[1].sub}", sub=found[1].sub
+        )
+    if count is None:
+        raise PageError("Nothing withdrawn", "That access was already withdrawn or has expired.")
+    return redirect(ctx.settings.endpoint("/account") + "?done=revoked")

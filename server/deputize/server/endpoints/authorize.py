@@ -1,0 +1,377 @@
+"""The authorization endpoint (RFC 6749 §4.1, OAuth 2.1): sign-in, consent, and a code.
+
+Checks, in order:
+1. ``client_id`` names a client allowed the code grant, and ``redirect_uri`` is one of its
+   registered URIs, compared as exact strings (RFC 9700 §4.1.3).  Until both hold, errors are
+   shown on a page: nothing is ever redirected to an unregistered URI (RFC 6749 §4.1.2.1).
+2. From then on errors go back to the client (with ``state`` and RFC 9207 ``iss``):
+   ``response_type=code`` only; PKCE with S256 required (RFC 7636, RFC 9700 §2.1.1); scopes the
+   client may have, plus ``openid profile email``; RFC 8707 ``resource`` among its audiences;
+   ``dpop_jkt`` (RFC 9449 §10) well-formed; ``prompt`` (OpenID Connect Core §3.1.2.1).
+3. A browser session, else the sign-in page (``prompt=none``: ``login_required``).
+4. A live consent covering the scopes and agents, else the consent page
+   (``prompt=none``: ``consent_required``; ``prompt=consent`` always asks).
+5. A single-use code, stored as its hash, valid ``sign_in.code_lifetime`` seconds, bound to
+   the client, redirect URI, PKCE challenge, nonce, DPoP key and consent.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from deputize.server import accounts
+from deputize.server.client_auth import find_client
+from deputize.server.context import ServerContext
+from deputize.server.endpoints.pages import current_session, page, page_form, user_label
+from deputize.server.errors import OAuthError
+from deputize.server.form import Form
+from deputize.server.scope_words import OIDC_SCOPES, describe_all
+from deputize.server.scopes import parse_scope, select_audience
+from deputize.server.settings import AUTHORIZATION_CODE, ClientConfig
+from deputize.server.storage import audit, codes, consents, sessions
+from deputize.server.storage.request_store import SqlStore
+from deputize.server.web import Browser, PageError, redirect, render
+
+CONSENT_DENIED: Final = "consent_denied"
+_B64_256: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # a base64url SHA-256 (PKCE S256, jkt)
+_PROMPTS: Final = frozenset({"none", "login", "consent"})
+#: Parameters carried through sign-in and the consent form.
+FORWARDED: Final = (
+    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
+    "code_challenge_method", "nonce", "prompt", "dpop_jkt", "max_age", "resource",
+)  # fmt: skip
+
+
+class RedirectError(Exception):
+    """An error the client learns about at its redirect URI (RFC 6749 §4.1.2.1)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+@dataclass(slots=True)
+class AuthorizationRequest:
+    client: ClientConfig
+    redirect_uri: str
+    state: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    resources: list[str] = field(default_factory=list)
+    code_challenge: str = ""
+    nonce: str | None = None
+    prompt: frozenset[str] = frozenset()
+    dpop_jkt: str | None = None
+    max_age: int | None = None
+    params: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _single(values: dict[str, list[str]], name: str) -> str | None:
+    found = values.get(name)
+    if not found:
+        return None
+    if len(found) > 1:
+        raise RedirectError("invalid_request", f"parameter {name!r} is repeated")
+    return found[0]
+
+
+async def identify(
+    ctx: ServerContext, conn: AsyncConnection, values: dict[str, list[str]]
+) -> AuthorizationRequest:
+    """Step 1: nothing is redirected until client and redirect URI are known to belong together."""
+    for name in ("client_id", "redirect_uri"):
+        if len(values.get(name, [])) > 1:
+            raise PageError("Sign-in request refused", f"The app sent {name} more than once.")
+    client_id = values.get("client_id", [None])[0]
+    if client_id is None:
+        raise PageError(
+            "Sign-in request refused", "The app that sent you here did not say who it is."
+        )
+    client = await find_client(ctx, SqlStore(conn), client_id)
+    if client is None or AUTHORIZATION_CODE not in client.grant_types:
+        raise PageError(
+            "Sign-in request refused",
+            "The app that sent you here is not registered to sign users in here.",
+        )
+    redirect_uri = values.get("redirect_uri", [None])[0]
+    if redirect_uri is None or redirect_uri not in client.redirect_uris:
+        raise PageError(
+            "Sign-in request refused",
+            "The app asked to send you back to an address it has not registered.",
+        )
+    request = AuthorizationRequest(client=client, redirect_uri=redirect_uri)
+    state = values.get("state", [])
+    request.state = state[0] if len(state) == 1 else None
+    request.params = [(n, v) for n in FORWARDED for v in values.get(n, [])]
+    return request
+
+
+def validate(
+    ctx: ServerContext, request: AuthorizationRequest, values: dict[str, list[str]]
+) -> None:
+    """Step 2: the rest is the client's to hear about, at its redirect URI."""
+    client = request.client
+    _single(values, "state")
+    if "request" in values:
+        raise RedirectError("request_not_supported", "request objects are not supported")
+    if "request_uri" in values:
+        raise RedirectError("request_uri_not_supported", "request_uri is not supported")
+    response_type = _single(values, "response_type")
+    if response_type is None:
+        raise RedirectError("invalid_request", "missing required parameter 'response_type'")
+    if response_type != "code":
+        raise RedirectError("unsupported_response_type", "only response_type=code is supported")
+    challenge = _single(values, "code_challenge")
+    if challenge is None:
+        raise RedirectError("invalid_request", "PKCE is required: send a code_challenge (S256)")
+    if _single(values, "code_challenge_method") != "S256":
+        raise RedirectError("invalid_request", "code_challenge_method must be S256")
+    if not _B64_256.fullmatch(challenge):
+        raise RedirectError("invalid_request", "code_challenge must be a base64url SHA-256")
+    request.code_challenge = challenge
+    try:
+        requested = parse_scope(_single(values, "scope"))
+    except OAuthError as exc:
+        raise RedirectError("invalid_scope", exc.description) from None
+    allowed = [*client.scopes, *OIDC_SCOPES]
+    scopes = requested if requested is not None else list(client.scopes)
+    refused = [s for s in scopes if s not in allowed]
+    if client.agent:
+        refused += [s for s in scopes if s in ctx.settings.forbidden_agent_scopes]
+    if refused:
+        raise RedirectError(
+            "invalid_scope", "scope not allowed for this client: " + " ".join(refused)
+        )
+    request.scopes = scopes
+    resources = values.get("resource", [])
+    if resources:
+        try:
+            request.resources = select_audience(
+                Form({"resource": resources}), client.audiences, ctx.settings.issuer
+            )
+        except OAuthError as exc:
+            raise RedirectError("invalid_target", exc.description) from None
+    nonce = _single(values, "nonce")
+    if nonce is not None and (len(nonce) > 512 or not nonce.isprintable()):
+        raise RedirectError("invalid_request", "nonce must be printable, at most 512 characters")
+    request.nonce = nonce
+    prompt = frozenset((_single(values, "prompt") or "").split())
+    if prompt - _PROMPTS or ("none" in prompt and len(prompt) > 1):
+        raise RedirectError("invalid_request", "prompt must be none, or login and/or consent")
+    request.prompt = prompt
+    jkt = _single(values, "dpop_jkt")
+    if jkt is not None and not _B64_256.fullmatch(jkt):
+        raise RedirectError("invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint")
+    request.dpop_jkt = jkt
+    max_age = _single(values, "max_age")
+    if max_age is not None:
+        if not max_age.isdigit() or len(max_age) > 9:
+            raise RedirectError("invalid_request", "max_age must be a whole number of seconds")
+        request.max_age = int(max_age)
+
+
+def respond(settings_issuer: str, request: AuthorizationRequest, **params: str) -> str:
+    """The redirect URI with the response parameters (RFC 6749 §4.1.2, RFC 9207 ``iss``)."""
+    query = dict(params)
+    if request.state is not None:
+        query["state"] = request.state
+    query["iss"] = settings_issuer
+    separator = "&" if urlsplit(request.redirect_uri).query else "?"
+    if request.redirect_uri.endswith("?"):
+        separator = ""
+    return request.redirect_uri + separator + urlencode(query)
+
+
+async def agents_to_authorise(
+    ctx: ServerContext, conn: AsyncConnection, client: ClientConfig
+) -> list[ClientConfig]:
+    """The agents this consent will let act for the user: the client itself if it is one,
+    and every registered agent among its ``delegate_agents``."""
+    found = [client] if client.agent else []
+    for agent_id in client.delegate_agents:
+        agent = await find_client(ctx, SqlStore(conn), agent_id)
+        if agent is not None and agent.agent and agent not in found:
+            found.append(agent)
+    return found
+
+
+def _covers(consent: consents.Consent | None, scopes: list[str], agents: list[str]) -> bool:
+    return (
+        consent is not None
+        and set(scopes) <= set(consent.scopes)
+        and set(agents) <= set(consent.agents)
+    )
+
+
+async def _issue_code(
+    ctx: ServerContext,
+    conn: AsyncConnection,
+    request: AuthorizationRequest,
+    session: sessions.Session,
+    consent: consents.Consent,
+    now: int,
+) -> str:
+    code = secrets.token_urlsafe(32)
+    await codes.store(
+        conn,
+        code,
+        codes.Code(
+            client_id=request.client.client_id,
+            sub=session.sub,
+            redirect_uri=request.redirect_uri,
+            scopes=tuple(request.scopes),
+            resources=tuple(request.resources),
+            code_challenge=request.code_challenge,
+            nonce=request.nonce,
+            dpop_jkt=request.dpop_jkt,
+            auth_time=session.auth_time,
+            consent_id=consent.id,
+            expires_at=now + ctx.settings.code_lifetime,
+        ),
+    )
+    return respond(ctx.settings.issuer, request, code=code)
+
+
+def _sign_in_again(ctx: ServerContext, request: AuthorizationRequest) -> Response:
+    params = [
+        (name, " ".join(sorted(request.prompt - {"login"})) if name == "prompt" else value)
+        for name, value in request.params
+    ]
+    params = [(n, v) for n, v in params if v]
+    next_ = "authorize?" + urlencode(params)
+    return redirect(ctx.settings.endpoint("/login") + "?" + urlencode({"next": next_}), status=302)
+
+
+def _expiry_text(timestamp: int) -> str:
+    return time.strftime("%d %B %Y", time.gmtime(timestamp)).lstrip("0")
+
+
+@page
+async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> Response:
+    now = int(ctx.clock())
+    form: Form | None = None
+    if request.method == "POST":
+        form = await page_form(request, ctx, browser)
+        items = [(n, v) for n in FORWARDED for v in form.get_all(n)]
+    else:
+        items = list(request.query_params.multi_items())
+    values: dict[str, list[str]] = {}
+    for name, value in items:
+        if "\x00" in name or "\x00" in value:
+            raise PageError("Sign-in request refused", "The request holds invalid characters.")
+        if value:  # RFC 6749 §3.1: parameters sent without a value are treated as omitted
+            values.setdefault(name, []).append(value)
+    async with ctx.db.begin() as conn:
+        auth = await identify(ctx, conn, values)
+        try:
+            validate(ctx, auth, values)
+            return await _decide(request, ctx, browser, conn, auth, form, now)
+        except RedirectError as exc:
+            target = respond(
+                ctx.settings.issuer, auth, error=exc.error, error_description=exc.description
+            )
+            return redirect(target, status=303 if form is not None else 302)
+
+
+async def _decide(
+    request: Request,
+    ctx: ServerContext,
+    browser: Browser,
+    conn: AsyncConnection,
+    auth: AuthorizationRequest,
+    form: Form | None,
+    now: int,
+) -> Response:
+    settings = ctx.settings
+    client = auth.client
+    found = await current_session(request, ctx, conn, now)
+    stale = (
+        found is not None and auth.max_age is not None and now - found[0].auth_time > auth.max_age
+    )
+    if found is None or "login" in auth.prompt or stale:
+        if "none" in auth.prompt:
+            raise RedirectError("login_required", "the user is not signed in")
+        return _sign_in_again(ctx, auth)
+    session, user = found
+    agents = await agents_to_authorise(ctx, conn, client)
+    agent_ids = [a.client_id for a in agents]
+    if form is not None:  # the consent page's answer
+        if form.get("user") != user.sub:
+            raise PageError(
+                "Consent not recorded",
+                "You signed in as someone else since this page was shown. "
+                "Start again from the app.",
+            )
+        decision = form.get("decision")
+        if decision == "deny":
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    event=CONSENT_DENIED, client_id=client.client_id, subject=user.sub,
+                    actors=agent_ids, details={"scope": " ".join(auth.scopes)},
+                ),
+                now,
+            )  # fmt: skip
+            raise RedirectError("access_denied", "the user denied the request")
+        if decision != "allow":
+            raise PageError("Consent not recorded", "Choose Allow or Deny.")
+        consent = await consents.record(
+            conn, sub=user.sub, client_id=client.client_id, scopes=auth.scopes,
+            agents=agent_ids, now=now, lifetime=settings.consent_lifetime,
+        )  # fmt: skip
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                event=accounts.CONSENT_GRANTED, client_id=client.client_id, subject=user.sub,
+                actors=agent_ids,
+                details={"consent": consent.id, "scope": " ".join(consent.scopes)},
+            ),
+            now,
+        )  # fmt: skip
+        return redirect(await _issue_code(ctx, conn, auth, session, consent, now))
+    existing = await consents.current(conn, user.sub, client.client_id, now)
+    if (
+        existing is not None
+        and "consent" not in auth.prompt
+        and _covers(existing, auth.scopes, agent_ids)
+    ):
+        return redirect(await _issue_code(ctx, conn, auth, session, existing, now), status=302)
+    if "none" in auth.prompt:
+        raise RedirectError("consent_required", "the user has not consented to this request")
+    forbidden = set(settings.forbidden_agent_scopes)
+    return render(
+        "consent.html",
+        settings,
+        browser=browser,
+        client_name=client.name or client.client_id,
+        client_id=client.client_id,
+        client_is_agent=client.agent,
+        user_label=user_label(user),
+        user_sub=user.sub,
+        scopes=describe_all(auth.scopes),
+        resources=auth.resources,
+        agents=[
+            {
+                "name": agent.name or agent.client_id,
+                "client_id": agent.client_id,
+                "scopes": describe_all(
+                    [s for s in auth.scopes if s in agent.scopes and s not in forbidden]
+                ),
+            }
+            for agent in agents
+            if agent is not client  # an agent client is presented as itself, above
+        ],
+        expires=_expiry_text(now + settings.consent_lifetime),
+        redirect_host=urlsplit(auth.redirect_uri).netloc or auth.redirect_uri.split(":")[0],
+        action=settings.endpoint("/authorize"),
+        params=[(n, v) for n, v in auth.params if not (n == "prompt" and v == "consent")],
+    )

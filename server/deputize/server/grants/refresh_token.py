@@ -1,0 +1,82 @@
+"""RFC 6749 §6 refresh, with rotation (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+
+Every use returns a new refresh token and retires the old one.  Presenting a retired token
+again means two parties hold it: the whole family is revoked, with every access token issued
+under it.  A public client's refresh token is bound to its DPoP key (RFC 9449 §5): the proof
+must be signed by that key.  Scope may only narrow (§6).  The consent behind it must be live.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from deputize.server.errors import InvalidGrantError, InvalidScopeError
+from deputize.server.grants import TokenRequest
+from deputize.server.grants.authorization_code import revoke_grant
+from deputize.server.issuance import Grant, issue
+from deputize.server.scopes import parse_scope
+from deputize.server.settings import REFRESH_TOKEN
+from deputize.server.storage import audit, consents, refresh, tokens, users
+
+REFRESH_REUSED: Final = "refresh_reused"
+
+
+class RefreshTokenGrant:
+    grant_type: ClassVar[str] = REFRESH_TOKEN
+    repeatable: ClassVar[frozenset[str]] = frozenset()
+    batched: ClassVar[bool] = False  # sessions, codes and refresh families: the ordinary path
+
+    async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
+        form, client, now, conn = request.form, request.client, request.now, request.conn
+        presented = form.require("refresh_token")
+        row = await refresh.find(conn, presented)
+        if row is None or row.client_id != client.client_id:
+            raise InvalidGrantError("the refresh token is invalid")
+        request.refusal.subject = row.sub
+        if row.revoked_at is not None:
+            raise InvalidGrantError("the refresh token has been revoked")
+        if row.rotated_at is not None:
+            count = await revoke_grant(request, row.grant_jti, why="refresh_reuse")
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    event=REFRESH_REUSED, client_id=client.client_id, subject=row.sub,
+                    parent_jti=row.grant_jti, details={"revoked": count, "family": row.family},
+                ),
+                now,
+            )  # fmt: skip
+            raise InvalidGrantError("the refresh token was already used; its family is revoked")
+        if row.expires_at <= now or row.family_expires_at <= now:
+            raise InvalidGrantError("the refresh token has expired")
+        if row.jkt is not None and (
+            request.proof is None or not hmac.compare_digest(request.proof.jkt, row.jkt)
+        ):
+            raise InvalidGrantError("the refresh token is bound to another DPoP key")
+        consent = await consents.get(conn, row.consent_id, lock=True)
+        if consent is None or not consent.live(now):
+            raise InvalidGrantError("the user's consent was withdrawn")
+        user = await users.get(conn, row.sub)
+        if user is None or not user.active:
+            raise InvalidGrantError("the user is disabled")
+        if not await tokens.hold_lineage(conn, row.grant_jti):
+            raise InvalidGrantError("the sign-in behind this refresh token was revoked")
+        requested = parse_scope(form.get("scope"))
+        scopes = list(row.scopes) if requested is None else requested
+        wider = [s for s in scopes if s not in row.scopes or s not in consent.scopes]
+        if wider:
+            raise InvalidScopeError("scope exceeds the original grant: " + " ".join(wider))
+        if not await refresh.rotate(conn, presented, now):
+            raise InvalidGrantError("the refresh token was already used")
+        grant = Grant(
+            sub=row.sub,
+            scopes=row.scopes,
+            resources=row.resources,
+            auth_time=row.auth_time,
+            consent_id=row.consent_id,
+            grant_jti=row.grant_jti,
+            family=row.family,
+            family_expires_at=row.family_expires_at,
+        )
+        return await issue(request, grant, scopes, with_refresh=True)

@@ -1,0 +1,141 @@
+"""Tokens for a signed-in person: the access token, the OpenID Connect ID token and the refresh
+token, shared by the authorization code and refresh token grants.
+
+- The access token (RFC 9068) has the person as ``sub``.  A client that is an agent holds it as
+  the first actor (``act``: delegation, never impersonation); any other client holds the
+  person's own token, which agents can receive only by token exchange under rule 4.
+- Every access token of one sign-in hangs under one ledger row (kind ``grant``), so revoking
+  that row — code reuse, refresh token reuse, withdrawn consent — reaches all of them and
+  everything delegated from them.
+- The ID token (OpenID Connect Core §2) is signed with the same keys, ``typ: JWT``.
+- Refresh tokens go only to clients allowed the ``refresh_token`` grant.  A public client's
+  are bound to its DPoP key (RFC 9449 §5).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deputize.keys import sign
+from deputize.keys.chain import AttenuationError, Chain
+from deputize.server.errors import InvalidGrantError
+from deputize.server.grants import TokenRequest
+from deputize.server.minting import mint_access_token
+from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
+from deputize.server.storage import refresh, tokens
+from deputize.server.storage.tokens import DELEGATION, GRANT, USER, TokenRecord
+
+ID_TOKEN_TYP = "JWT"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What one sign-in allowed, carried from the code to each refresh."""
+
+    sub: str
+    scopes: Sequence[str]
+    resources: Sequence[str]
+    auth_time: int
+    consent_id: str
+    grant_jti: str
+    family: str
+    family_expires_at: int
+    nonce: str | None = None
+
+
+async def start_grant(request: TokenRequest, sub: str) -> tuple[str, int]:
+    """The ledger row a new sign-in's tokens hang under; returns its jti and expiry."""
+    settings = request.ctx.settings
+    if REFRESH_TOKEN in request.client.grant_types:
+        expires_at = request.now + settings.refresh_token_max_lifetime
+    else:
+        expires_at = request.now + settings.access_token_lifetime
+    jti = secrets.token_urlsafe(24)
+    await tokens.record(
+        request.conn,
+        TokenRecord(
+            jti=jti,
+            client_id=request.client.client_id,
+            subject=sub,
+            issued_at=request.now,
+            expires_at=expires_at,
+            kind=GRANT,
+        ),
+    )
+    return jti, expires_at
+
+
+async def issue(
+    request: TokenRequest, grant: Grant, scopes: Sequence[str], *, with_refresh: bool
+) -> dict[str, Any]:
+    ctx, client, now = request.ctx, request.client, request.now
+    settings = ctx.settings
+    jkt = request.proof.jkt if request.proof is not None else None
+    chain = Chain(grant.sub)
+    expires_at = min(now + settings.access_token_lifetime, grant.family_expires_at)
+    if client.agent:  # the agent acts for the person: delegation, with the agent's limits
+        depth = settings.delegation_max_depth
+        if client.max_delegation_depth is not None:
+            depth = min(depth, client.max_delegation_depth)
+        try:
+            chain = chain.extend(client.client_id, max_depth=depth)
+        except AttenuationError as exc:
+            raise InvalidGrantError(exc.description) from None
+        if client.max_token_lifetime is not None:
+            expires_at = min(expires_at, now + client.max_token_lifetime)
+    audience = list(grant.resources) or list(client.audiences) or [settings.issuer]
+    minted = await mint_access_token(
+        request.store, ctx.keyring, issuer=settings.issuer, chain=chain,
+        client_id=client.client_id, audience=audience, scopes=scopes, now=now,
+        expires_at=expires_at, jkt=jkt, kind=DELEGATION if client.agent else USER,
+        parent_jti=grant.grant_jti, status=ctx.status_allocator,
+    )  # fmt: skip
+    response: dict[str, Any] = {
+        "access_token": minted.token,
+        "token_type": "DPoP" if jkt is not None else "Bearer",
+        "expires_in": minted.expires_at - now,
+        "scope": " ".join(scopes),
+    }
+    if "openid" in scopes:
+        response["id_token"] = id_token(request, grant)
+    if with_refresh and REFRESH_TOKEN in client.grant_types:
+        response["refresh_token"] = await refresh.issue(
+            request.conn,
+            refresh.RefreshToken(
+                family=grant.family,
+                grant_jti=grant.grant_jti,
+                client_id=client.client_id,
+                sub=grant.sub,
+                scopes=tuple(grant.scopes),
+                resources=tuple(grant.resources),
+                # RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+                jkt=jkt if client.token_endpoint_auth_method == PUBLIC_CLIENT else None,
+                auth_time=grant.auth_time,
+                consent_id=grant.consent_id,
+                issued_at=now,
+                expires_at=min(now + settings.refresh_token_lifetime, grant.family_expires_at),
+                family_expires_at=grant.family_expires_at,
+            ),
+        )
+    return response
+
+
+def id_token(request: TokenRequest, grant: Grant) -> str:
+    """OpenID Connect Core §2 / §3.1.3.6: who signed in, for this client, and when."""
+    settings = request.ctx.settings
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": grant.sub,
+        "aud": request.client.client_id,
+        "azp": request.client.client_id,
+        "iat": request.now,
+        "exp": request.now + settings.id_token_lifetime,
+        "auth_time": grant.auth_time,
+        "amr": ["pwd"],  # RFC 8176: the user signed in with a password
+    }
+    if grant.nonce is not None:
+        claims["nonce"] = grant.nonce
+    return sign(claims, request.ctx.keyring.view.active, typ=ID_TOKEN_TYP)
