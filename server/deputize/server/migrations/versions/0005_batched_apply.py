@@ -120,6 +120,9 @@ BEGIN
     END LOOP;
 END
 $fn$
+-- Plan each statement for the ledger as it is now: a generic plan cached while the ledger was
+-- small would keep scanning it whole as it grows (until an ANALYZE invalidates the plan).
+SET plan_cache_mode = force_custom_plan
 """
 
 
