@@ -225,6 +225,14 @@ def redeem(
 ) -> httpx.Response:
     form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
             "redirect_uri": redirect_uri, **extra}  # fmt: skip
+    return _token_request(server, form, client_id, dpop_key)
+
+
+def _token_request(
+    server: LiveServer, form: dict[str, str], client_id: str, dpop_key: SigningKey | None
+) -> httpx.Response:
+    """POST /token as ``client_id``: the confidential web app authenticates with its secret,
+    a public client names itself; with a DPoP proof when given a key."""
     headers: dict[str, str] = {}
     if client_id == "web-app":
         headers.update(server.basic("web-app", WEB_SECRET))
@@ -244,14 +252,7 @@ def refresh_grant(
     **extra: str,
 ) -> httpx.Response:
     form = {"grant_type": "refresh_token", "refresh_token": token, **extra}
-    headers: dict[str, str] = {}
-    if client_id == "web-app":
-        headers.update(server.basic("web-app", WEB_SECRET))
-    else:
-        form["client_id"] = client_id
-    if dpop_key is not None:
-        headers["DPoP"] = server.proof(dpop_key)
-    return server.client.post("/token", data=form, headers=headers)
+    return _token_request(server, form, client_id, dpop_key)
 
 
 def sign_in_and_get_tokens(

@@ -19,13 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from deputize.keys import sign
 from deputize.keys.chain import AttenuationError, Chain
 from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
 from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
-from deputize.server.storage import refresh, tokens
+from deputize.server.storage import consents, refresh, tokens, users
 from deputize.server.storage.tokens import DELEGATION, GRANT, USER, TokenRecord
 
 ID_TOKEN_TYP = "JWT"
@@ -44,6 +46,21 @@ class Grant:
     family: str
     family_expires_at: int
     nonce: str | None = None
+
+
+async def still_authorised(
+    conn: AsyncConnection, consent_id: str, sub: str, now: int
+) -> consents.Consent:
+    """The consent a code or refresh token was issued under, share-locked until commit (so a
+    withdrawal waits for this request and then revokes what it issued), if it is still live
+    and its user still enabled; ``invalid_grant`` otherwise."""
+    consent = await consents.get(conn, consent_id, lock=True)
+    if consent is None or not consent.live(now):
+        raise InvalidGrantError("the user's consent was withdrawn")
+    user = await users.get(conn, sub)
+    if user is None or not user.active:
+        raise InvalidGrantError("the user is disabled")
+    return consent
 
 
 async def start_grant(request: TokenRequest, sub: str) -> tuple[str, int]:

@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Final
 
 from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.grants import TokenRequest
-from deputize.server.issuance import Grant, issue, start_grant
+from deputize.server.issuance import Grant, issue, start_grant, still_authorised
 from deputize.server.revocation import revoke as revoke_tokens
 from deputize.server.settings import AUTHORIZATION_CODE
-from deputize.server.storage import audit, codes, consents, refresh, users
+from deputize.server.storage import audit, codes, refresh
 
 CODE_REUSED: Final = "code_reused"
 _VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
@@ -83,12 +83,7 @@ class AuthorizationCodeGrant:
             request.proof is None or not hmac.compare_digest(request.proof.jkt, row.dpop_jkt)
         ):
             raise InvalidGrantError("the code is bound to another DPoP key (dpop_jkt)")
-        consent = await consents.get(conn, row.consent_id, lock=True)
-        if consent is None or not consent.live(now):
-            raise InvalidGrantError("the user's consent was withdrawn")
-        user = await users.get(conn, row.sub)
-        if user is None or not user.active:
-            raise InvalidGrantError("the user is disabled")
+        await still_authorised(conn, row.consent_id, row.sub, now)
         grant_jti, family_expires_at = await start_grant(request, row.sub)
         if not await codes.mark_used(conn, code, now, grant_jti):
             raise InvalidGrantError("the authorization code was already used")

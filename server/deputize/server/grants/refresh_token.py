@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Final
 from deputize.server.errors import InvalidGrantError, InvalidScopeError
 from deputize.server.grants import TokenRequest
 from deputize.server.grants.authorization_code import revoke_grant
-from deputize.server.issuance import Grant, issue
+from deputize.server.issuance import Grant, issue, still_authorised
 from deputize.server.scopes import parse_scope
 from deputize.server.settings import REFRESH_TOKEN
-from deputize.server.storage import audit, consents, refresh, tokens, users
+from deputize.server.storage import audit, refresh, tokens
 
 REFRESH_REUSED: Final = "refresh_reused"
 
@@ -54,12 +54,7 @@ class RefreshTokenGrant:
             request.proof is None or not hmac.compare_digest(request.proof.jkt, row.jkt)
         ):
             raise InvalidGrantError("the refresh token is bound to another DPoP key")
-        consent = await consents.get(conn, row.consent_id, lock=True)
-        if consent is None or not consent.live(now):
-            raise InvalidGrantError("the user's consent was withdrawn")
-        user = await users.get(conn, row.sub)
-        if user is None or not user.active:
-            raise InvalidGrantError("the user is disabled")
+        consent = await still_authorised(conn, row.consent_id, row.sub, now)
         if not await tokens.hold_lineage(conn, row.grant_jti):
             raise InvalidGrantError("the sign-in behind this refresh token was revoked")
         requested = parse_scope(form.get("scope"))
