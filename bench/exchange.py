@@ -67,6 +67,14 @@ def crypto_ceiling(seconds: float = 2.0) -> float:
     return count / elapsed
 
 
+def cpu_seconds(process: Path) -> tuple[float, float]:
+    """User and system CPU seconds of the process at ``/proc/PID`` (fields 14 and 15 of its
+    ``stat``, counted after the parenthesised command name, which may contain spaces)."""
+    fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -262,25 +270,22 @@ class Bench:
     def server_cpu(self) -> tuple[float, float]:
         """User and system CPU seconds the server process has used so far (Linux)."""
         assert self.server is not None
-        fields = Path(f"/proc/{self.server.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / ticks, int(fields[12]) / ticks
+        return cpu_seconds(Path(f"/proc/{self.server.pid}"))
 
     def postgres_cpu(self) -> dict[int, float]:
         """CPU seconds used so far by each PostgreSQL backend serving the benchmark database
         (their process titles name it; Linux)."""
         used = {}
-        ticks = os.sysconf("SC_CLK_TCK")
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 if self.dbname.encode() not in (entry / "cmdline").read_bytes():
                     continue
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                user, system = cpu_seconds(entry)
             except OSError:
                 continue
-            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+            used[int(entry.name)] = user + system
         return used
 
     def round(self, parent: str, label: str) -> dict[str, Any]:

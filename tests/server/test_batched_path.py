@@ -24,6 +24,7 @@ from delegation_support import (
     start_chain,
     user_token,
 )
+from sqlalchemy import text
 
 from deputize.server.storage import audit
 from deputize.server.storage.batched import HotPathStats
@@ -49,6 +50,18 @@ def _audit(server: LiveServer) -> tuple[audit.Verification, list[dict[str, Any]]
             await db.dispose()
 
     return asyncio.run(load())
+
+
+def _sql(server: LiveServer, statement: str, **params: Any) -> None:
+    async def run() -> None:
+        db = Database(server.settings.async_database_url)
+        try:
+            async with db.begin() as conn:
+                await conn.execute(text(statement), params)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
 
 
 def _everyone(factory: ServerFactory) -> LiveServer:
@@ -174,6 +187,37 @@ def test_revoked_parent_is_refused_on_both_paths(server_factory: ServerFactory) 
     assert "revoked" in body["error_description"]
     grandchild = exchange(server, "agent-a", child.json()["access_token"])
     assert_error(grandchild, 400, "invalid_grant")
+
+
+def _edit_row(server: LiveServer, token: str, column: str, value: str) -> None:
+    statement = f"UPDATE issued_tokens SET {column} = :value WHERE jti = :jti"  # noqa: S608
+    _sql(server, statement, value=value, jti=claims_of(token)["jti"])
+
+
+def test_the_ledger_not_the_claims_decides_the_holder(server_factory: ServerFactory) -> None:
+    """The hot path does not read a delegation token's row: it confirms at commit that the row
+    says what the signed claims say.  A row that disagrees (here edited in the database) sends
+    the request to the ordinary path, which reads the row — and the row says the token is
+    another agent's."""
+    server = start(server_factory)
+    parent = start_chain(server)
+    _edit_row(server, parent, "client_id", "agent-b")
+    assert_error(exchange(server, "agent-a", parent, scope="docs:read"), 400, "invalid_grant")
+    stats = _stats(server)
+    if stats is not None:
+        assert (stats.applied, stats.conflicts) == (1, 1)  # the first hop; then the refusal
+
+
+def test_the_ledger_not_the_claims_decides_the_task(server_factory: ServerFactory) -> None:
+    server = start(server_factory)
+    parent = start_chain(server, task="t-1")
+    _edit_row(server, parent, "task", "t-2")
+    response = exchange(server, "agent-a", parent, scope="docs:read")
+    assert response.status_code == 200, response.text
+    assert claims_of(response.json()["access_token"])["task"] == "t-2"
+    stats = _stats(server)
+    if stats is not None:
+        assert (stats.applied, stats.conflicts) == (1, 1)  # the second hop: ordinary path
 
 
 @pytest.mark.parametrize(
