@@ -93,10 +93,10 @@ async def _decide_batched(
     grant = request.app.state.grants.get(form.get("grant_type"))
     if hot is None or grant is None or not grant.batched:
         return None
+    store = hot.store()
     try:
-        async with hot.store() as store:
-            body = await _decide(request, store, form, proof, _scratch_refusal(form), now)
-            await store.commit()
+        body = await _decide(request, store, form, proof, _scratch_refusal(form), now)
+        await store.commit()
     except (OAuthError, Conflict):
         return None
     return body

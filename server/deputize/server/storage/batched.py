@@ -6,9 +6,10 @@ insert, the audit head lock, insert and update, COMMIT), and on a loopback socke
 far more CPU in the driver, the event loop and the kernel than the statement costs PostgreSQL.
 
 Here reads go straight through asyncpg (prepared once per connection), and every write is
-deferred: :meth:`BatchedStore.commit` hands them all to ``deputize_apply`` — a PL/pgSQL
-function created by migration 0005 — which runs them in one implicit transaction, so they
-commit durably and together, or not at all:
+deferred: :meth:`BatchedStore.commit` hands them to the group commit
+(``storage/group_commit.py``), which applies them — together with those of the other requests
+ready at the time — through ``deputize_apply_batch``, a PL/pgSQL function created by migration
+0006.  A request's writes commit durably and together, or not at all:
 
 1. the one-time values (client assertion and DPoP proof ``jti``), each of which must be new;
 2. the rows it did not read: a delegation token's row as its verified claims describe it
@@ -18,17 +19,13 @@ commit durably and together, or not at all:
    none of which may be revoked or being revoked (SKIP LOCKED: fail closed, never wait);
 5. the new ledger rows and their hash-chained audit entries.
 
-If any of 1-4 fails, the function raises, nothing is written, and :class:`Conflict` tells the
+If any of 1-4 fails, none of the request's writes happen, and :class:`Conflict` tells the
 endpoint to run the request again on an ordinary transaction (``request_store.SqlStore``),
 which meets the same condition and refuses the request with the usual error and audit entry.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
@@ -38,40 +35,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deputize.server.settings import ClientConfig
 from deputize.server.storage import audit
 from deputize.server.storage.clients import client_from_row
+from deputize.server.storage.group_commit import Conflict, GroupCommit, HotPathStats
 from deputize.server.storage.tokens import TokenRecord
 
-#: SQLSTATE class of the errors ``deputize_apply`` raises on purpose (migration 0005).
-_CONFLICT_CLASS: Final = "DZ"
+__all__ = ["BatchedStore", "Conflict", "HotPath", "HotPathStats"]
+
 _GET_TOKEN: Final = "SELECT * FROM issued_tokens WHERE jti = $1"
 _GET_CLIENT: Final = "SELECT metadata_json, secret_hash FROM clients WHERE client_id = $1"
-_APPLY: Final = (
-    "SELECT deputize_apply($1::jsonb, $2::jsonb, $3, $4::text[], $5, $6, $7::jsonb, $8::jsonb)"
-)
-
-
-class Conflict(Exception):
-    """A deferred write was refused; the request must be decided on an ordinary transaction."""
-
-
-@dataclass(slots=True)
-class HotPathStats:
-    """How often the hot path committed, and how often a deferred write was refused there."""
-
-    applied: int = 0
-    conflicts: int = 0
 
 
 class BatchedStore:
     """A :class:`~deputize.server.storage.request_store.RequestStore` for one request."""
 
     __slots__ = (
-        "_audit", "_confirm", "_db", "_held", "_lineage_of", "_redeem", "_replay", "_stats",
+        "_audit", "_commit", "_confirm", "_db", "_held", "_lineage_of", "_redeem", "_replay",
         "_tokens",
     )  # fmt: skip
 
-    def __init__(self, db: asyncpg.Connection, stats: HotPathStats) -> None:
-        self._db = db
-        self._stats = stats
+    def __init__(self, db: asyncpg.Pool, commit: GroupCommit) -> None:
+        self._db = db  # reads take a connection only while they run
+        self._commit = commit
         self._replay: list[tuple[str, int]] = []
         self._held: list[str] = []
         self._confirm: list[list[str | None]] = []
@@ -133,24 +116,10 @@ class BatchedStore:
 
     async def commit(self) -> None:
         """Apply every deferred write atomically; :class:`Conflict` if one is refused."""
-        try:
-            await self._db.fetchval(
-                _APPLY,
-                json.dumps(self._replay),
-                json.dumps(self._confirm),
-                self._lineage_of,
-                sorted(set(self._held)),
-                self._redeem[0] if self._redeem else None,
-                self._redeem[1] if self._redeem else None,
-                json.dumps(self._tokens),
-                json.dumps(self._audit, ensure_ascii=False),
-            )
-        except asyncpg.PostgresError as exc:
-            if str(getattr(exc, "sqlstate", "")).startswith(_CONFLICT_CLASS):
-                self._stats.conflicts += 1
-                raise Conflict(str(exc)) from None
-            raise
-        self._stats.applied += 1
+        redeem_jti, redeem_at = self._redeem or (None, None)
+        held = sorted(set(self._held))
+        item = [self._replay, self._confirm, self._lineage_of, held, redeem_jti, redeem_at]
+        await self._commit.apply([*item, self._tokens, self._audit])
 
 
 async def _no_reset(_conn: asyncpg.Connection) -> None:
@@ -165,20 +134,23 @@ class HotPath:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._size = size
         self._pool: asyncpg.Pool | None = None
+        self._commit: GroupCommit | None = None
         self.stats = HotPathStats()
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self._dsn, min_size=1, max_size=self._size, reset=_no_reset
         )
+        self._commit = GroupCommit(self._pool, self.stats)
 
     async def close(self) -> None:
+        if self._commit is not None:
+            await self._commit.drain()
         if self._pool is not None:
             await self._pool.close()
 
-    @asynccontextmanager
-    async def store(self) -> AsyncIterator[BatchedStore]:
-        if self._pool is None:
+    def store(self) -> BatchedStore:
+        """A store for one request (it holds no connection between its reads)."""
+        if self._pool is None or self._commit is None:
             raise RuntimeError("HotPath.open() first")
-        async with self._pool.acquire() as conn:
-            yield BatchedStore(conn, self.stats)
+        return BatchedStore(self._pool, self._commit)
