@@ -643,6 +643,30 @@ def revoked_parent(server: LiveServer) -> Send:
     return lambda: exchange(server, "agent-a", t1)
 
 
+def exchanged_before(server: LiveServer) -> str:
+    """A delegated token exchanged once already: its signature is verified and cached."""
+    t1 = start_chain(server)
+    assert exchange(server, "agent-a", t1).status_code == 200
+    return t1
+
+
+def verified_token_expired(server: LiveServer) -> Send:
+    t1 = exchanged_before(server)
+    server.clock.offset += claims_of(t1)["exp"] - claims_of(t1)["iat"] + 1
+    return lambda: exchange(server, "agent-a", t1)
+
+
+def verified_token_revoked(server: LiveServer) -> Send:
+    t1 = exchanged_before(server)
+    revoke(server, "agent-a", t1)
+    return lambda: exchange(server, "agent-a", t1)
+
+
+def verified_token_presented_by_another_key(server: LiveServer) -> Send:
+    t1 = exchanged_before(server)
+    return lambda: exchange(server, "agent-a", t1, dpop_key=SigningKey.generate("ES256"))
+
+
 SUBJECT_ATTACKS = [
     pytest.param(Attack(persons_token(lambda: user_token(lifetime=-120)), "invalid_grant"),
                  id="refuses an expired person's token"),
@@ -696,6 +720,14 @@ SUBJECT_ATTACKS = [
                  id="refuses a delegated token after it expired"),
     pytest.param(Attack(revoked_parent, "invalid_grant"),
                  id="refuses a delegated token its holder revoked"),
+    # The server caches our own tokens' verified signatures: times, revocation and the
+    # holder's key are still checked on every use.
+    pytest.param(Attack(verified_token_expired, "invalid_grant"),
+                 id="refuses a delegated token exchanged before, after it expired"),
+    pytest.param(Attack(verified_token_revoked, "invalid_grant"),
+                 id="refuses a delegated token exchanged before, after its revocation"),
+    pytest.param(Attack(verified_token_presented_by_another_key, "invalid_dpop_proof"),
+                 id="refuses a delegated token exchanged before, with another key's proof"),
 ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from deputize.server.remote_jwks import RemoteJWKS
 from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
 from deputize.server.status_list import StatusAllocator, StatusListPublisher
 from deputize.server.storage.database import Database
+from deputize.server.verified_tokens import VerifiedTokens
 
 
 @dataclass(slots=True)
@@ -36,5 +37,7 @@ class ServerContext:
     metadata_json: bytes = b""
     #: ``audience`` values recently found not to name a registered client (token exchange).
     non_clients: RecentMisses = field(default_factory=lambda: RecentMisses(ttl=5.0))
+    #: Our own tokens already verified, by token string (``own_tokens.verify_own_token``).
+    own_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
     #: Key for the sign-in pages' CSRF tokens, shared by all instances (``web.py``).
     page_key: bytes = b""

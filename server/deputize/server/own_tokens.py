@@ -23,14 +23,17 @@ def verify_own_token(
     """
     view = ctx.keyring.view
     try:
-        parsed = parse(token, algorithms=view.algorithms, typ=ACCESS_TOKEN_TYP)
-        key = view.verification.find(parsed)
-        if key is None:
-            return None
-        claims = parsed.verify(key)
-        if claims.get("iss") != ctx.settings.issuer:
-            return None
-        string_claim(claims, "jti", max_length=64)
+        claims = ctx.own_tokens.get(token, view)
+        if claims is None:
+            parsed = parse(token, algorithms=view.algorithms, typ=ACCESS_TOKEN_TYP)
+            key = view.verification.find(parsed)
+            if key is None:
+                return None
+            claims = parsed.verify(key)
+            if claims.get("iss") != ctx.settings.issuer:
+                return None
+            string_claim(claims, "jti", max_length=64)
+            ctx.own_tokens.put(token, claims)
         if not allow_expired:
             # iat (and nbf) get the skew allowance: another instance, its clock a little ahead
             # of ours, may have minted the token "in our future".  Expiry stays exact.
