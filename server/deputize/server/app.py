@@ -136,10 +136,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             await ctx.db.dispose()
 
     routes = [
+        Route("/token", token, methods=["POST"]),  # first: routes are matched in order
         Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
         Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/jwks", jwks, methods=["GET"]),
-        Route("/token", token, methods=["POST"]),
         Route("/introspect", introspect, methods=["POST"]),
         Route("/revoke", revoke, methods=["POST"]),
         Route(STATUS_LIST_PATH + "{number:int}", status_list, methods=["GET"]),
