@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import json
 import re
@@ -113,6 +114,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
         # handler it found.  A stop on request is a success: make that handler exit with 0.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Everything imported so far lives as long as the process: keep it out of the garbage
+    # collector's full passes, which would otherwise walk it again and again under load.
+    gc.collect()
+    gc.freeze()
     server.run(sockets=[sock])
     return 0 if server.started else 1
 

@@ -16,13 +16,15 @@ logger = logging.getLogger("deputize.server")
 
 #: RFC 6749 §5.1: token responses (and anything carrying token data) must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: Built once: ``json.dumps`` with options builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def json_response(
     body: Mapping[str, Any], *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        _COMPACT.encode(body),
         status_code=status,
         media_type="application/json",
         headers={**NO_STORE, **(headers or {})},

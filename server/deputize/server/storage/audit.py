@@ -56,7 +56,10 @@ class AuditEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-# Built once: every issued token appends an entry.
+# Built once: every issued token appends an entry (json.dumps with options would build a new
+# encoder on every call).
+_TAIL_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DETAILS_ENCODER = json.JSONEncoder(sort_keys=True)
 _LOCK_HEAD = (
     select(audit_heads.c.seq, audit_heads.c.hash)
     .where(audit_heads.c.chain == bindparam("chain"))
@@ -83,9 +86,7 @@ def hash_tail(row: Mapping[str, Any]) -> str:
     array of its fields.  Split this way so PostgreSQL's batched path (``storage/batched.py``)
     can append an entry whose ``seq`` and ``prev_hash`` it only learns under the head's lock.
     """
-    return json.dumps(
-        [row[name] for name in _FIELDS[2:]], separators=(",", ":"), ensure_ascii=False
-    )[1:]
+    return _TAIL_ENCODER.encode([row[name] for name in _FIELDS[2:]])[1:]
 
 
 def entry(event: AuditEvent, now: int) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def entry(event: AuditEvent, now: int) -> dict[str, Any]:
         "parent_jti": event.parent_jti,
         "jkt": event.jkt,
         "reason": event.reason,
-        "details": json.dumps(dict(event.details), sort_keys=True) if event.details else None,
+        "details": _DETAILS_ENCODER.encode(dict(event.details)) if event.details else None,
     }
 
 

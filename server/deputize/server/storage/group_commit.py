@@ -30,6 +30,7 @@ import asyncpg
 #: SQLSTATE class of the errors ``deputize_apply_batch`` raises on purpose.
 _CONFLICT_CLASS: Final = "DZ"
 _APPLY: Final = "SELECT deputize_apply_batch($1::jsonb)"
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class Conflict(Exception):
@@ -125,7 +126,7 @@ class GroupCommit:
             return
 
     async def _send(self, items: list[Item]) -> None:
-        payload = json.dumps(items, ensure_ascii=False, separators=(",", ":"))
+        payload = _ENCODER.encode(items)
         async with self._pool.acquire() as conn:
             await conn.execute(_APPLY, payload)
         self._stats.batches += 1
