@@ -14,7 +14,6 @@ token, shared by the authorization code and refresh token grants.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from deputize.keys import sign
 from deputize.keys.chain import AttenuationError, Chain
 from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
-from deputize.server.minting import mint_access_token
+from deputize.server.minting import mint_access_token, new_jti
 from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
 from deputize.server.storage import consents, refresh, tokens, users
 from deputize.server.storage.tokens import DELEGATION, GRANT, USER, TokenRecord
@@ -70,7 +69,7 @@ async def start_grant(request: TokenRequest, sub: str) -> tuple[str, int]:
         expires_at = request.now + settings.refresh_token_max_lifetime
     else:
         expires_at = request.now + settings.access_token_lifetime
-    jti = secrets.token_urlsafe(24)
+    jti = new_jti()
     await tokens.record(
         request.conn,
         TokenRecord(

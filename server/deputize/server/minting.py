@@ -4,11 +4,13 @@ transaction of the request that asked for them."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from deputize.keys import sign
+from deputize.keys._b64 import b64url_encode
 from deputize.keys.chain import Chain
 from deputize.server.keyring import Keyring
 from deputize.server.status_list import StatusAllocator, status_claim
@@ -18,6 +20,19 @@ from deputize.server.storage.tokens import CLIENT, TokenRecord
 
 #: RFC 9068 §2.1: the media type of JWT access tokens, in its short form.
 ACCESS_TOKEN_TYP: Final = "at+jwt"
+
+
+def new_jti() -> str:
+    """A ledger key: 6 bytes of the time in milliseconds, then 18 random bytes (144 bits, as
+    unguessable as any token needs), base64url-encoded.
+
+    Keys minted close together share their first characters, so new ledger rows go to a few
+    leaf pages of the primary-key index instead of anywhere in it: with a large ledger, each
+    insert then touches pages that are already in memory (as UUIDv7 does).  The time is no
+    secret: the token's ``iat`` says as much.
+    """
+    millis = time.time_ns() // 1_000_000
+    return b64url_encode(millis.to_bytes(6, "big") + secrets.token_bytes(18))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +67,7 @@ async def mint_access_token(
 
     With ``status``, the token gets a status list index (no extra round trip: see
     ``status_list.py``), kept on its ledger row so revocation shows in the list."""
-    jti = secrets.token_urlsafe(24)
+    jti = new_jti()
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are required; scope per §2.2.3.
     claims: dict[str, Any] = {
         "iss": issuer,
