@@ -25,12 +25,12 @@ event loop is never blocked — and the check runs again.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import httpx
 
@@ -43,7 +43,7 @@ from deputize.keys import (
     parse,
     verify_proof,
 )
-from deputize.keys.chain import Chain, audience_list, parse_chain, scope_list
+from deputize.keys.chain import audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.keys.jwt import string_claim
 from deputize.verifier.errors import (
@@ -77,19 +77,16 @@ class _NeedKeys(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class _VerifiedToken:
-    """What checks 2 and 3 established about one token string; they do not change with time."""
+class _VerifiedToken(NamedTuple):
+    """What checks 2 and 3 established about one token string; they do not change with time.
+
+    The principal is built here, once per token, and handed to every request that presents
+    the token and passes the per-request checks: it is immutable, and nothing in it depends
+    on the request.  (A named tuple: the cheapest record to build on the cold path.)
+    """
 
     generation: int
-    claims: Mapping[str, Any]
-    chain: Chain
-    scopes: frozenset[str]
-    audience: tuple[str, ...]
-    jti: str
-    client_id: str
-    jkt: str
-    task: str | None
+    principal: Principal
     status: StatusReference | None
 
 
@@ -270,12 +267,13 @@ class Verifier:
         verified = self._tokens.get(token)
         if verified is None or verified.generation != self.keys.generation:
             verified = self._verify_token(token)
-        claims = verified.claims
+        principal = verified.principal
+        claims = principal.claims
         try:
             check_times(claims, now=now, leeway=self.leeway, require_exp=True, require_iat=True)
         except JoseError as exc:
             raise InvalidTokenError(exc.description) from None
-        jkt = verified.jkt
+        jkt = principal.jkt
 
         # 4. The proof (RFC 9449 §4.3, §7.1), bound to this token and its key.
         try:
@@ -306,8 +304,8 @@ class Verifier:
             raise InvalidTokenError("token carries no status list reference")
 
         # 6. This resource's own rules.
-        chain, scopes = verified.chain, verified.scopes
-        self.policy.check(chain, claims)
+        scopes = principal.scopes
+        self.policy.check(principal.chain, claims)
         missing = [s for s in required if s not in scopes]
         if missing:
             raise InsufficientScopeError(
@@ -320,20 +318,7 @@ class Verifier:
             proof.jkt + ":" + proof.jti, proof.iat + self.proof_max_age + 1, now
         ):
             raise InvalidDPoPProofError("DPoP proof has already been used")
-
-        return Principal(
-            user=chain.subject,
-            actor=chain.current_actor,
-            chain=chain,
-            scopes=scopes,
-            audience=verified.audience,
-            task=verified.task,
-            client_id=verified.client_id,
-            jti=verified.jti,
-            expires_at=int(claims["exp"]),
-            jkt=jkt,
-            claims=claims,
-        )
+        return principal
 
     def _verify_token(self, token: str) -> _VerifiedToken:
         """Checks 2 (but times) and 3 (RFC 9068 §4); caches the result by token string."""
@@ -367,12 +352,18 @@ class Verifier:
         status = status_reference(claims)
         if status is not None:
             self.status_lists.check_uri(status.uri)
-        # Read-only: the same claims are handed to every request that presents this token.
-        frozen = MappingProxyType(claims)
-        verified = _VerifiedToken(
-            generation=generation, claims=frozen, chain=chain, scopes=scopes, audience=audience,
-            jti=jti, client_id=client_id, jkt=jkt, task=task, status=status,
+        # ``exp`` is checked with the clock on every request (check_times), before this
+        # principal is handed out; a token whose ``exp`` is not a finite number never passes.
+        exp = claims.get("exp")
+        expires_at = int(exp) if isinstance(exp, int | float) and math.isfinite(exp) else 0
+        principal = Principal(
+            user=chain.subject, actor=chain.current_actor, chain=chain, scopes=scopes,
+            audience=audience, task=task, client_id=client_id, jti=jti, expires_at=expires_at,
+            jkt=jkt,
+            # Read-only: the same claims are handed to every request that presents this token.
+            claims=MappingProxyType(claims),
         )  # fmt: skip
+        verified = _VerifiedToken(generation, principal, status)
         tokens = self._tokens
         tokens[token] = verified
         if len(tokens) > self._token_cache_size:  # bounded: drop the oldest entry

@@ -142,7 +142,7 @@ def verify_proof(
     except JoseError as exc:
         raise InvalidProofError(f"invalid DPoP proof: {exc.description}") from None
 
-    jti, htm, htu, iat = (claims.get(name) for name in ("jti", "htm", "htu", "iat"))
+    jti, htm, htu, iat = claims.get("jti"), claims.get("htm"), claims.get("htu"), claims.get("iat")
     if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI:
         raise InvalidProofError("DPoP proof needs a jti of at most 256 characters")
     if not isinstance(htm, str) or htm != method:  # check 8: methods are case-sensitive
