@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 import zlib
 from collections.abc import Callable, Collection, Mapping
@@ -40,7 +39,7 @@ VALID: Final = 0
 #: A decompressed list bigger than this is refused (2^25 one-bit entries).
 MAX_LIST_BYTES: Final = 4 * 1024 * 1024
 #: Characters a status list URI may not contain (a fragment, a backslash, white space).
-_NOT_IN_URI: Final = re.compile(r"[#\\ \t\r\n]")
+_NOT_IN_URI: Final = "#\\ \t\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +106,11 @@ class StatusLists:
         self.fetches = 0
 
     def check_uri(self, uri: str) -> None:
-        if not uri.startswith(self._prefix) or _NOT_IN_URI.search(uri):
+        if not uri.startswith(self._prefix):
             raise InvalidTokenError("status list URI is not the issuer's")
+        for char in _NOT_IN_URI:  # a few memchr scans: cheaper than a regular expression
+            if char in uri:
+                raise InvalidTokenError("status list URI is not the issuer's")
 
     def lookup(self, ref: StatusReference, now: float, *, stale_ok: bool = False) -> int | None:
         """The token's status from the cache; None when the list must be (re)fetched first."""

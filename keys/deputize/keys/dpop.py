@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from deputize.keys._b64 import b64url_encode
 from deputize.keys.errors import InvalidProofError, JoseError
 from deputize.keys.jwk import PublicKey, SigningKey, load_public_jwk
-from deputize.keys.jwt import parse, sign
+from deputize.keys.jwt import _header, parse, sign
 
 TYP: Final = "dpop+jwt"
 #: Asymmetric algorithms we accept in proofs (§4.3 check 5); advertised as
@@ -88,6 +88,17 @@ def normalize_htu(url: str) -> str:
     return f"{scheme}://{authority}{path}"
 
 
+@lru_cache(maxsize=1024)
+def _header_key(segment: str) -> PublicKey:
+    """The public key in a proof's (already screened) header segment, memoised (bounded).
+
+    An agent signs all its proofs with one key under one header, so its JWK is validated
+    and loaded once, not per proof.  A JWK that fails raises every time: failures are not
+    cached.
+    """
+    return load_public_jwk(_header(segment).get("jwk"))
+
+
 @dataclass(frozen=True, slots=True)
 class DPoPProof:
     """A proof that passed the stateless checks.  The caller still owes replay and nonce checks."""
@@ -135,7 +146,7 @@ def verify_proof(
         if parsed.header.get("typ") != TYP:
             raise InvalidProofError("typ must be exactly dpop+jwt")
         # Checks 6, 7: the key is the public JWK in the header; private members are refused.
-        key = load_public_jwk(parsed.header.get("jwk"))
+        key = _header_key(proof[: proof.find(".")])
         claims = parsed.verify(key)
     except InvalidProofError:
         raise

@@ -45,6 +45,7 @@ _EC_CURVES: Final[dict[str, tuple[str, ec.EllipticCurve, int, hashes.HashAlgorit
 _CRV_TO_ALG: Final = {crv: alg for alg, (crv, _, _, _) in _EC_CURVES.items()}
 #: Signature algorithm objects, built once rather than on every verification.
 _ECDSA: Final = {alg: ec.ECDSA(digest) for alg, (_, _, _, digest) in _EC_CURVES.items()}
+_EC_SIZES: Final = {alg: size for alg, (_, _, size, _) in _EC_CURVES.items()}
 #: RFC 7638 §3.2: the required members, per key type, that a thumbprint hashes.
 _REQUIRED_MEMBERS: Final = {
     "EC": ("crv", "kty", "x", "y"),
@@ -88,22 +89,30 @@ class PublicKey:
     thumbprint: str
     algorithms: frozenset[str]
     key: PublicKeyObject = field(repr=False, compare=False)
+    _ec: ec.EllipticCurvePublicKey | None = field(init=False, repr=False, compare=False)
+    """``key`` when it is an EC key: told once here, not by an ABC isinstance per signature."""
+
+    def __post_init__(self) -> None:
+        is_ec = isinstance(self.key, ec.EllipticCurvePublicKey)
+        object.__setattr__(self, "_ec", self.key if is_ec else None)
 
     def verify(self, alg: str, signing_input: bytes, signature: bytes) -> None:
         """Check a JWS signature, raising unless ``alg`` fits this key and the signature holds."""
         if alg not in self.algorithms:
             raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit a {self.kty} key")
         try:
-            if isinstance(self.key, ec.EllipticCurvePublicKey):
-                size = _EC_CURVES[alg][2]
+            if (ec_key := self._ec) is not None:
+                size = _EC_SIZES[alg]
                 if len(signature) != 2 * size:  # RFC 7518 §3.4: R || S, fixed length
                     raise InvalidSignatureError("signature has the wrong length")
                 der = encode_dss_signature(
                     int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
                 )
-                self.key.verify(der, signing_input, _ECDSA[alg])
+                ec_key.verify(der, signing_input, _ECDSA[alg])
             elif isinstance(self.key, ed25519.Ed25519PublicKey):
                 self.key.verify(signature, signing_input)
+            elif not isinstance(self.key, rsa.RSAPublicKey):  # an EC key is handled above
+                raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit this key")
             elif alg == "PS256":
                 self.key.verify(signature, signing_input, _PSS, hashes.SHA256())
             else:

@@ -114,10 +114,12 @@ def parse(
     """
     if not isinstance(token, str) or len(token) > max_length:
         raise MalformedError("JWT too long or not a string")
-    parts = token.split(".")
-    if len(parts) != 3:
+    # Three segments.  partition finds a "." with memchr; split walks every character.
+    signing_input, dot, signature_segment = token.rpartition(".")
+    header_segment, dot, payload_segment = signing_input.partition(".") if dot else ("", "", "")
+    if not dot or "." in payload_segment:
         raise MalformedError("JWT must have three segments")
-    header = _header(parts[0])
+    header = _header(header_segment)
     alg = header.get("alg")
     allowed = (algorithms,) if isinstance(algorithms, str) else algorithms
     if not isinstance(alg, str) or alg not in allowed:
@@ -134,12 +136,12 @@ def parse(
             and normalize_typ(got) not in {normalize_typ(t) for t in accepted}
         ):
             raise InvalidClaimsError(f"unexpected JWT typ {got!r}")
-    claims = _json_object(parts[1], "payload")
-    signature = b64url_decode(parts[2])
+    claims = _json_object(payload_segment, "payload")
+    signature = b64url_decode(signature_segment)
     return ParsedJWT(
         header=header,
         claims=claims,
-        signing_input=f"{parts[0]}.{parts[1]}".encode("ascii"),
+        signing_input=signing_input.encode("ascii"),
         signature=signature,
     )
 
@@ -171,6 +173,8 @@ def _segment(value: Mapping[str, Any]) -> str:
 
 def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
     value = claims.get(name)
+    if type(value) is int:  # the usual NumericDate; a bool's type is bool, never int
+        return float(value)
     if value is None:
         if required:
             raise InvalidClaimsError(f"missing {name!r} claim")
