@@ -40,12 +40,11 @@ from deputize.keys import (
     JoseError,
     check_audience,
     check_times,
-    parse,
-    verify_proof,
 )
 from deputize.keys.chain import audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
-from deputize.keys.jwt import string_claim
+from deputize.keys.dpop import check_proof
+from deputize.keys.jwt import parse_parts, string_claim
 from deputize.verifier.errors import (
     InsufficientScopeError,
     InvalidDPoPProofError,
@@ -277,15 +276,13 @@ class Verifier:
 
         # 4. The proof (RFC 9449 §4.3, §7.1), bound to this token and its key.
         try:
-            proof = verify_proof(
+            _, proof_jti, proof_iat, nonce, _ = check_proof(
                 proofs[0], method=method, url=url, now=now, max_age=self.proof_max_age,
                 algorithms=self.dpop_algorithms, access_token=token, jkt=jkt,
             )  # fmt: skip
         except InvalidProofError as exc:
             raise InvalidDPoPProofError(exc.description) from None
-        if self.nonces is not None and (
-            proof.nonce is None or not self.nonces.is_valid(proof.nonce, now)
-        ):
+        if self.nonces is not None and (nonce is None or not self.nonces.is_valid(nonce, now)):
             raise UseDPoPNonceError(
                 "Resource server requires nonce in DPoP proof", nonce=self.nonces.current(now)
             )
@@ -313,10 +310,8 @@ class Verifier:
                 required=tuple(required),
             )
 
-        # 7. Replay, last (RFC 9449 §11.1).
-        if not self.replay.remember(
-            proof.jkt + ":" + proof.jti, proof.iat + self.proof_max_age + 1, now
-        ):
+        # 7. Replay, last (RFC 9449 §11.1).  The proof key is the token's (check 13 above).
+        if not self.replay.remember(f"{jkt}:{proof_jti}", proof_iat + self.proof_max_age + 1, now):
             raise InvalidDPoPProofError("DPoP proof has already been used")
         return principal
 
@@ -324,14 +319,16 @@ class Verifier:
         """Checks 2 (but times) and 3 (RFC 9068 §4); caches the result by token string."""
         generation = self.keys.generation
         try:
-            parsed = parse(token, algorithms=self.algorithms, typ=ACCESS_TOKEN_TYP)
+            header, claims, signing_input, signature = parse_parts(
+                token, algorithms=self.algorithms, typ=ACCESS_TOKEN_TYP
+            )
         except JoseError as exc:
             raise InvalidTokenError(exc.description) from None
-        key = self.keys.find(parsed)
+        key = self.keys.find_for_header(header)
         if key is None:
             raise _NeedKeys
         try:
-            claims = parsed.verify(key)
+            key.verify(header["alg"], signing_input, signature)
             if claims.get("iss") != self.issuer:
                 raise InvalidTokenError("token is from another issuer")
             check_audience(claims, self.audience)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from deputize.keys._b64 import b64url_encode
 from deputize.keys.errors import InvalidProofError, JoseError
 from deputize.keys.jwk import PublicKey, SigningKey, load_public_jwk
-from deputize.keys.jwt import _header, parse, sign
+from deputize.keys.jwt import _header, parse_parts, sign
 
 TYP: Final = "dpop+jwt"
 #: Asymmetric algorithms we accept in proofs (§4.3 check 5); advertised as
@@ -140,14 +140,43 @@ def verify_proof(
     ``iat`` may be from ``now`` either way (check 11).  With ``access_token``, the proof must
     carry its hash in ``ath`` (check 12) and, with ``jkt``, be signed by the bound key (check 13).
     """
+    key, jti, iat, nonce, ath = check_proof(
+        proof, method=method, url=url, now=now, max_age=max_age, algorithms=algorithms,
+        access_token=access_token, jkt=jkt,
+    )  # fmt: skip
+    return DPoPProof(key=key, jti=jti, iat=iat, nonce=nonce, ath=ath)
+
+
+#: :func:`check_proof`'s result: the proof's key, ``jti``, ``iat``, ``nonce`` and ``ath``.
+ProofParts = tuple[PublicKey, str, int, str | None, str | None]
+
+
+def check_proof(
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    now: float,
+    max_age: float = 60,
+    algorithms: Collection[str] = ALGORITHMS,
+    access_token: str | None = None,
+    jkt: str | None = None,
+) -> ProofParts:
+    """:func:`verify_proof`, the same checks, as a plain tuple rather than a :class:`DPoPProof`.
+
+    For a verifier's hot path: each field of a frozen dataclass is set through
+    ``object.__setattr__``, about 2,000 instructions apiece.
+    """
     try:
         # Checks 2, 4, 5: well-formed JWS, typ dpop+jwt, asymmetric allow-listed alg.
-        parsed = parse(proof, algorithms=algorithms, typ=TYP, max_length=MAX_PROOF_LENGTH)
-        if parsed.header.get("typ") != TYP:
+        header, claims, signing_input, signature = parse_parts(
+            proof, algorithms=algorithms, typ=TYP, max_length=MAX_PROOF_LENGTH
+        )
+        if header.get("typ") != TYP:
             raise InvalidProofError("typ must be exactly dpop+jwt")
         # Checks 6, 7: the key is the public JWK in the header; private members are refused.
         key = _header_key(proof[: proof.find(".")])
-        claims = parsed.verify(key)
+        key.verify(header["alg"], signing_input, signature)
     except InvalidProofError:
         raise
     except JoseError as exc:
@@ -179,9 +208,7 @@ def verify_proof(
         # Check 13: the proof key must be the key the token is bound to.
         raise InvalidProofError("DPoP proof key does not match the token's cnf.jkt")
     ath = claims.get("ath")
-    return DPoPProof(
-        key=key, jti=jti, iat=int(iat), nonce=nonce, ath=ath if isinstance(ath, str) else None
-    )
+    return key, jti, int(iat), nonce, ath if isinstance(ath, str) else None
 
 
 def create_proof(
