@@ -193,8 +193,6 @@ def _segment(value: Mapping[str, Any]) -> str:
 
 def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
     value = claims.get(name)
-    if type(value) is int:  # the usual NumericDate; a bool's type is bool, never int
-        return float(value)
     if value is None:
         if required:
             raise InvalidClaimsError(f"missing {name!r} claim")
@@ -216,9 +214,14 @@ def check_times(
     max_lifetime: float | None = None,
 ) -> None:
     """Validate ``exp``, ``nbf`` and ``iat`` against ``now`` with a small leeway for clock skew."""
-    exp = _number(claims, "exp", required=require_exp)
-    nbf = _number(claims, "nbf", required=False)
-    iat = _number(claims, "iat", required=require_iat)
+    get = claims.get
+    # An exact int (never a bool, whose type is bool) is a valid NumericDate as it stands; any
+    # other value goes through _number's checks.  Saves three calls on every token.
+    exp, nbf, iat = get("exp"), get("nbf"), get("iat")
+    exp = float(exp) if type(exp) is int else _number(claims, "exp", required=require_exp)
+    if nbf is not None:  # usually absent
+        nbf = float(nbf) if type(nbf) is int else _number(claims, "nbf", required=False)
+    iat = float(iat) if type(iat) is int else _number(claims, "iat", required=require_iat)
     if exp is not None and now - leeway >= exp:
         raise InvalidClaimsError("token has expired")
     if nbf is not None and now + leeway < nbf:
