@@ -70,21 +70,20 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
 _SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
-def _json_text(text: str) -> Any:
-    """``_DECODER.decode(text)``, minus two regular expressions and two Python frames when
-    ``text`` has no surrounding whitespace (every JWT we sign or see): the value is scanned
-    directly, and whatever else ``text`` is goes through ``decode``, which alone decides."""
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration:  # leading whitespace, or not JSON at all
-        return _DECODER.decode(text)
-    return value if end == len(text) else _DECODER.decode(text)
-
-
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
         # RFC 7515 §4 / RFC 8259: UTF-8 JSON only; NaN and Infinity are not JSON.
-        value = _json_text(b64url_decode(segment).decode("utf-8"))
+        text = b64url_decode(segment).decode("utf-8")
+        # ``_DECODER.decode(text)``, minus two regular expressions and two Python frames when
+        # ``text`` has no surrounding whitespace (every JWT we sign or see): the value is
+        # scanned directly, and whatever else ``text`` is goes through ``decode``, which alone
+        # decides.
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration:  # leading whitespace, or not JSON at all
+            value, end = None, -1
+        if end != len(text):
+            value = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedError(f"JWT {what} is not valid JSON") from None
     if not isinstance(value, dict):
