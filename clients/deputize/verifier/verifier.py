@@ -353,7 +353,7 @@ class Verifier:
         # ``exp`` is checked with the clock on every request (check_times), before this
         # principal is handed out; a token whose ``exp`` is not a finite number never passes.
         exp = claims.get("exp")
-        expires_at = int(exp) if isinstance(exp, int | float) and math.isfinite(exp) else 0
+        expires_at = int(exp) if isinstance(exp, (int, float)) and math.isfinite(exp) else 0
         # Positional: a call with eleven keywords costs about 4,600 instructions more.
         principal = Principal(
             chain.subject,  # user

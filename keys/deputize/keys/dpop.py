@@ -190,7 +190,10 @@ def check_proof(
     if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(url):  # check 9
         raise InvalidProofError("DPoP proof htu does not match the request URI")
     # RFC 7519 NumericDate: a JSON number, possibly fractional; never a bool, NaN or infinity.
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+    # (An exact int is all of that: the usual case skips the other tests.)
+    if type(iat) is not int and (
+        isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat)
+    ):
         raise InvalidProofError("DPoP proof needs a numeric iat")
     if abs(now - iat) > max_age:  # check 11
         raise InvalidProofError("DPoP proof iat is outside the acceptable window")
@@ -207,7 +210,7 @@ def check_proof(
     if jkt is not None and not secrets.compare_digest(key.thumbprint, jkt):
         # Check 13: the proof key must be the key the token is bound to.
         raise InvalidProofError("DPoP proof key does not match the token's cnf.jkt")
-    ath = claims.get("ath")
+    ath = claims.get("ath")  # when no access_token was given, checked by the caller later
     return key, jti, int(iat), nonce, ath if isinstance(ath, str) else None
 
 

@@ -196,7 +196,7 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
         if required:
             raise InvalidClaimsError(f"missing {name!r} claim")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidClaimsError(f"{name!r} claim must be a number")
     if not math.isfinite(value):
         raise InvalidClaimsError(f"{name!r} claim must be a finite number")
