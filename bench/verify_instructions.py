@@ -12,7 +12,8 @@ token every check", then, by ``--mode``:
   directly on the same inputs (the ceiling's work).
 
 (verify - none) / count is the cost of a check; (crypto - none) / count is its crypto part.
-The clock is fixed at setup time so a slow run under valgrind never ages a proof out.
+Tokens, proofs and the verifier's clock share one fixed time, so a slow setup under valgrind
+never ages a proof out nor dates a token in the future.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def main() -> None:
     )  # fmt: skip
     requests = []
     for i in range(args.count + 1):
-        token = make_token(as_key, holder, i)
-        requests.append((f"DPoP {token}", create_proof(holder, "GET", URL, access_token=token)))
+        token = make_token(as_key, holder, i, now=int(now))
+        proof = create_proof(holder, "GET", URL, access_token=token, now=now)
+        requests.append((f"DPoP {token}", proof))
     authorization, proof = requests.pop()  # warm-up: status list fetch, key caches
     scopes = ("docs:read",)
     verifier.verify(authorization=authorization, dpop=proof, method="GET", url=URL, scopes=scopes)
