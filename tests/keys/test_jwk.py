@@ -25,6 +25,7 @@ from deputize.keys import (
     thumbprint,
 )
 from deputize.keys._b64 import b64url_decode, b64url_encode
+from deputize.keys.jwk import _der_signature
 
 RFC7638 = "rfc7638_3_1.json"
 RFC8037 = "rfc8037_a.json"
@@ -640,6 +641,30 @@ def test_es256_rejects_a_der_encoded_signature(es256_key: SigningKey) -> None:
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     with pytest.raises(InvalidSignatureError):
         es256_key.public.verify("ES256", MESSAGE, der)
+
+
+@pytest.mark.parametrize("size", [32, 48], ids=["P-256", "P-384"])
+@pytest.mark.parametrize(
+    ("r", "s"),
+    [
+        (b"\x01" * 64, b"\x7f" * 64),
+        (b"\x80" * 64, b"\xff" * 64),
+        (b"\x00" * 63 + b"\x01", b"\x00" * 63 + b"\x80"),
+        (b"\x00" * 64, b"\x00" * 64),
+        (b"\x00\x00\x81" + b"\x12" * 61, b"\x00" + b"\x7f" * 63),
+    ],
+    ids=[
+        "plain values",
+        "top bits set: a 0x00 keeps them positive",
+        "leading zeros stripped",
+        "zero",
+        "leading zeros then a top bit set",
+    ],
+)
+def test_der_signature_is_what_encode_dss_signature_makes(size: int, r: bytes, s: bytes) -> None:
+    r, s = r[:size], s[:size]
+    expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    assert _der_signature(r, s) == expected
 
 
 def test_es384_rejects_an_es256_length_signature(es384_key: SigningKey) -> None:

@@ -63,6 +63,10 @@ class IssuerKeys:
         """The key for ``token`` from memory; None when it is not (yet) known."""
         return self._keys.find(token)
 
+    def find_for_header(self, header: Mapping[str, Any]) -> PublicKey | None:
+        """:meth:`find` for a screened header (:func:`deputize.keys.jwt.parse_parts`)."""
+        return self._keys.find_for_header(header)
+
     def should_refresh(self, *, missing: bool) -> bool:
         """Whether a fetch is due: a key is missing, or the set is older than ``max_age`` —
         and the last attempt was more than ``refresh_interval`` ago."""

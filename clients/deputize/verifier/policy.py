@@ -46,11 +46,22 @@ class ChainPolicy:
         client_id = claims.get("client_id")
         if isinstance(client_id, str) and client_id not in parties:
             parties.append(client_id)  # a client's own token: the client acts for itself
+        # Two set operations rather than a test per actor (__post_init__ made both frozensets);
+        # only a refusal walks the parties, to name the first one refused.
+        blocked: frozenset[str] = self.blocked_actors  # type: ignore[assignment]
+        allowed: frozenset[str] | None = self.allowed_actors  # type: ignore[assignment]
+        if not blocked.isdisjoint(parties) or (
+            allowed is not None and not allowed.issuperset(parties)
+        ):
+            self._refuse(parties)
+        own_token = not chain.actors and claims.get("client_id") == chain.subject
+        if self.require_human_root and own_token:
+            raise ChainPolicyError("this resource needs a token acting for a person")
+
+    def _refuse(self, parties: list[str]) -> None:
+        """Raise for the first party, in chain order, that is blocked or not allowed."""
         for actor in parties:
             if actor in self.blocked_actors:
                 raise ChainPolicyError(f"actor {actor!r} may not act at this resource")
             if self.allowed_actors is not None and actor not in self.allowed_actors:
                 raise ChainPolicyError(f"actor {actor!r} is not allowed at this resource")
-        own_token = not chain.actors and claims.get("client_id") == chain.subject
-        if self.require_human_root and own_token:
-            raise ChainPolicyError("this resource needs a token acting for a person")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Final
 
@@ -12,10 +11,15 @@ _ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _VALUE: Final = {char: value for value, char in enumerate(_ALPHABET)}
 #: Bits of the last character that carry no data, by length mod 4 (RFC 4648 §3.5).
 _UNUSED_BITS: Final = {2: 0x0F, 3: 0x03}
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+#: The padding strict decoding needs, by length mod 4 (1 is never valid).
+_PADDING: Final = ("", "", "==", "=")
 
 
 def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # binascii directly: base64.urlsafe_b64encode is two Python calls around the same steps.
+    encoded = binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE)
+    return encoded.rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:
@@ -30,7 +34,7 @@ def b64url_decode(text: str) -> bytes:
         raise MalformedError("invalid base64url")
     try:
         raw = binascii.a2b_base64(
-            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), strict_mode=True
+            text.replace("-", "+").replace("_", "/") + _PADDING[remainder], strict_mode=True
         )
     except (binascii.Error, ValueError):  # other characters, non-ASCII
         raise MalformedError("invalid base64url") from None

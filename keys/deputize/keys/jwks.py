@@ -61,9 +61,15 @@ class KeySet:
 
     def find(self, token: ParsedJWT) -> PublicKey | None:
         """The key for ``token``: by ``kid``, or the only fitting key when it names none."""
-        kid = token.kid
-        if kid is not None:
+        return self.find_for_header(token.header)
+
+    def find_for_header(self, header: Mapping[str, Any]) -> PublicKey | None:
+        """:meth:`find` for a header that :func:`~deputize.keys.jwt.parse_parts` screened
+        (so its ``alg`` is an allowed string)."""
+        alg = header["alg"]
+        kid = header.get("kid")
+        if isinstance(kid, str):
             key = self._by_kid.get(kid)
-            return key if key is not None and token.alg in key.algorithms else None
-        fitting = [k for k in self._by_kid.values() if token.alg in k.algorithms]
+            return key if key is not None and alg in key.algorithms else None
+        fitting = [k for k in self._by_kid.values() if alg in k.algorithms]
         return fitting[0] if len(fitting) == 1 else None
