@@ -104,3 +104,29 @@ def test_each_request_of_a_batch_stands_or_falls_alone(server_factory: ServerFac
     ledger, verification = asyncio.run(stored())
     assert ledger == {jtis[0], jtis[5]}  # nothing of the refused requests was written
     assert verification.ok, verification.problems
+
+
+def test_a_request_right_after_another_is_applied(server_factory: ServerFactory) -> None:
+    """One flusher at a time: the second request is queued the moment the first one's flusher
+    finds the queue empty, before that flusher's task has finished; it must not wait for a
+    third request to come along."""
+    server = start(server_factory)
+    parent = claims_of(start_chain(server))["jti"]
+    url = server.settings.async_database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def run() -> HotPathStats:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        stats = HotPathStats()
+        commit = GroupCommit(pool, stats, in_flight=1)
+        try:
+            for n in range(5):
+                request = _request(pool, commit, keys=[f"seq-{n}:{secrets.token_hex(8)}"],
+                                   parent=parent)  # fmt: skip
+                async with asyncio.timeout(30):  # no new task: wait_for would hide the gap
+                    await request.commit()
+            return stats
+        finally:
+            await pool.close()
+
+    stats = asyncio.run(run())
+    assert (stats.applied, stats.batches, stats.conflicts) == (5, 5, 0)

@@ -71,13 +71,18 @@ class GroupCommit:
         self._max_batch = max_batch
         self._max_in_flight = in_flight
         self._queue: deque[_Waiting] = deque()
-        self._flushers: set[asyncio.Task[None]] = set()
+        self._flushers: set[asyncio.Task[None]] = set()  # kept referenced until done
+        self._running = 0
 
     async def apply(self, item: Item) -> None:
         """Commit ``item``'s writes; :class:`Conflict` if the database refuses one of them."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
-        if len(self._flushers) < self._max_in_flight:
+        if self._running < self._max_in_flight:
+            # Counted here and uncounted by the flusher itself the moment it finds the queue
+            # empty: a count taken from finished tasks would lag until their callbacks ran,
+            # and a request queued in that gap could wait with no flusher to take it.
+            self._running += 1
             task = asyncio.create_task(self._flush())
             self._flushers.add(task)
             task.add_done_callback(self._flushers.discard)
@@ -91,18 +96,22 @@ class GroupCommit:
             await asyncio.gather(*self._flushers, return_exceptions=True)
 
     async def _flush(self) -> None:
-        while self._queue:
-            size = min(len(self._queue), self._max_batch)
-            batch = [self._queue.popleft() for _ in range(size)]
-            try:
-                await self._apply(batch)
-            except Exception as exc:  # the connection broke, say: the batch's requests fail
-                for _, done in batch:
-                    _settle(done, exc)
-            except BaseException:  # shutting down: decided on the ordinary path, if at all
-                for _, done in batch:
-                    _settle(done, Conflict("cancelled"))
-                raise
+        try:
+            while self._queue:
+                size = min(len(self._queue), self._max_batch)
+                batch = [self._queue.popleft() for _ in range(size)]
+                try:
+                    await self._apply(batch)
+                except Exception as exc:  # the connection broke, say: its requests fail
+                    for _, done in batch:
+                        _settle(done, exc)
+                except BaseException:  # shutting down: decided on the ordinary path, if at all
+                    for _, done in (*batch, *self._queue):
+                        _settle(done, Conflict("cancelled"))
+                    self._queue.clear()
+                    raise
+        finally:
+            self._running -= 1
 
     async def _apply(self, batch: list[_Waiting]) -> None:
         while batch:
