@@ -357,8 +357,9 @@ def main() -> int:
     parser.add_argument(
         "--postgres-cpu",
         type=int,
-        default=1,
-        help="core to pin the benchmark database's PostgreSQL backends to (-1: leave them be)",
+        default=-1,
+        help="a core to pin the benchmark database's PostgreSQL backends to (default -1: leave "
+        "them be; pinning them beside the load generator did not help on a 2-core machine)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
