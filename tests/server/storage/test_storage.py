@@ -19,7 +19,7 @@ from deputize.server.client_secrets import hash_secret
 from deputize.server.settings import ClientConfig, ConfigError, async_database_url
 from deputize.server.storage import clients, keys, replay, secrets, tokens
 from deputize.server.storage.database import Database
-from deputize.server.storage.tables import metadata
+from deputize.server.storage.tables import issued_tokens, metadata
 
 T = TypeVar("T")
 NOW = 1_800_000_000
@@ -255,6 +255,66 @@ def test_token_purge_removes_only_expired(database_url: str) -> None:
         return purged, left
 
     assert _run(database_url, scenario) == (1, [False, True, True])
+
+
+def test_token_purge_keeps_an_expired_parent_until_its_children_are_gone(
+    database_url: str,
+) -> None:
+    """A redeemed hand-off's child may outlive the hand-off: the hand-off's row stays, or
+    revoking the token above it would no longer reach the child."""
+
+    async def scenario(db: Database) -> list[list[bool]]:
+        async with db.begin() as conn:
+            await tokens.record(conn, _token("root", NOW - 10))
+            await tokens.record(conn, _token("handoff", NOW - 5, parent_jti="root"))
+            await tokens.record(conn, _token("child", NOW + 3600, parent_jti="handoff"))
+        left = []
+        for cutoff in (NOW, NOW + 3601, NOW + 3601, NOW + 3601):
+            async with db.begin() as conn:
+                await tokens.purge_expired(conn, cutoff)
+            async with db.begin() as conn:
+                jtis = ("root", "handoff", "child")
+                left.append([await tokens.get(conn, jti) is not None for jti in jtis])
+        return left
+
+    assert _run(database_url, scenario) == [
+        [True, True, True],  # root and hand-off expired, but the child lives below them
+        [True, True, False],  # the child expired too: purged first
+        [True, False, False],  # then its parent
+        [False, False, False],
+    ]
+
+
+def _edited_ledger(parent_of_root: str) -> Callable[[Database], Awaitable[tuple[bool, int]]]:
+    """root <- a <- b, then root's parent link edited to ``parent_of_root``."""
+
+    async def scenario(db: Database) -> tuple[bool, int]:
+        async with db.begin() as conn:
+            await tokens.record(conn, _token("root", NOW + 60))
+            await tokens.record(conn, _token("a", NOW + 60, parent_jti="root"))
+            await tokens.record(conn, _token("b", NOW + 60, parent_jti="a"))
+            await conn.execute(
+                issued_tokens.update()
+                .where(issued_tokens.c.jti == "root")
+                .values(parent_jti=parent_of_root)
+            )
+        async with db.begin() as conn:
+            held = await tokens.hold_lineage(conn, "b")
+        async with db.begin() as conn:
+            revoked = await tokens.revoke(conn, NOW, jti="root")
+        return held, revoked
+
+    return scenario
+
+
+def test_a_cycle_in_the_ledger_fails_closed_and_ends_every_walk(database_url: str) -> None:
+    # root's parent is b: a cycle.  The lineage walk refuses (no token without a parent at its
+    # top) and the revocation cascade stops once it has seen every row.
+    assert _run(database_url, _edited_ledger("b")) == (False, 3)
+
+
+def test_a_missing_ancestor_fails_closed(database_url: str) -> None:
+    assert _run(database_url, _edited_ledger("no-such-token")) == (False, 3)
 
 
 # --- runtime clients ----------------------------------------------------------------------------

@@ -116,10 +116,10 @@ async def revoke(
 def _descendants(roots: ColumnElement[bool]) -> Select[tuple[str]]:
     # nesting=True keeps the WITH inside the subquery: a statement that starts with WITH
     # reports no row count through Python's sqlite3.
+    # UNION, not UNION ALL: a row already found is not followed again, so even a ledger whose
+    # parent links were edited into a cycle ends the walk.
     tree = select(issued_tokens.c.jti).where(roots).cte("tree", recursive=True, nesting=True)
-    tree = tree.union_all(
-        select(issued_tokens.c.jti).where(issued_tokens.c.parent_jti == tree.c.jti)
-    )
+    tree = tree.union(select(issued_tokens.c.jti).where(issued_tokens.c.parent_jti == tree.c.jti))
     return select(tree.c.jti)
 
 
@@ -140,12 +140,18 @@ async def hold_lineage(conn: AsyncConnection, jti: str) -> bool:
         .where(issued_tokens.c.jti == jti)
         .cte("lineage", recursive=True)
     )
-    up = up.union_all(
+    # UNION, not UNION ALL: a cycle of parent links (an edited ledger) ends the walk.
+    up = up.union(
         select(issued_tokens.c.jti, issued_tokens.c.parent_jti).where(
             issued_tokens.c.jti == up.c.parent_jti
         )
     )
-    lineage = list((await conn.execute(select(up.c.jti))).scalars())
+    rows = (await conn.execute(select(up.c.jti, up.c.parent_jti))).all()
+    lineage = [row.jti for row in rows]
+    # The walk must end at a token minted without a parent; an ancestor that is missing, or a
+    # cycle, fails closed, as the PostgreSQL hot path's walk does.
+    if not any(row.parent_jti is None for row in rows):
+        return False
     held = (
         await conn.execute(
             select(issued_tokens.c.revoked_at)
@@ -153,9 +159,20 @@ async def hold_lineage(conn: AsyncConnection, jti: str) -> bool:
             .with_for_update(read=True, skip_locked=True)
         )
     ).all()
-    return bool(lineage) and len(held) == len(lineage) and all(r.revoked_at is None for r in held)
+    return len(held) == len(lineage) and all(r.revoked_at is None for r in held)
 
 
 async def purge_expired(conn: AsyncConnection, before: int) -> int:
-    result = await conn.execute(delete(issued_tokens).where(issued_tokens.c.expires_at < before))
+    """Delete rows that expired before ``before`` and have no row below them left.
+
+    A token may outlive its parent (a redeemed hand-off lives as long as the token it was made
+    from), and revocation reaches descendants through the parent links: deleting an expired
+    parent whose children live would cut them off from their ancestors' revocation.  So a row
+    goes only once its children have gone; a chain is purged from the bottom up, a level per run.
+    """
+    child = issued_tokens.alias("child")
+    has_children = select(child.c.jti).where(child.c.parent_jti == issued_tokens.c.jti).exists()
+    result = await conn.execute(
+        delete(issued_tokens).where(issued_tokens.c.expires_at < before, ~has_children)
+    )
     return result.rowcount
