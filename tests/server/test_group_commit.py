@@ -25,31 +25,28 @@ from support import ServerFactory
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
-def _request(
+async def _request(
     pool: asyncpg.Pool,
     commit: GroupCommit,
     *,
     keys: list[str],
     parent: str,
     subject: str = "alice",
-) -> BatchedStore:
-    """One request's deferred writes: its one-time values, the lineage it extends, the new
-    token and its audit entry."""
+) -> tuple[BatchedStore, str]:
+    """One request's deferred writes, made through the store as the token endpoint makes them:
+    its one-time values, the lineage it extends, the new token and its audit entry."""
     store = BatchedStore(pool, commit)
     now = int(time.time())
     jti = secrets.token_urlsafe(16)
     for key in keys:
-        store._replay.append((key, now + 300))
-    store._lineage_of = parent
-    store._tokens.append(
+        await store.remember(key, now + 300)
+    await store.hold_lineage(parent)
+    await store.record(
         TokenRecord(jti=jti, client_id="agent-a", subject=subject, issued_at=now,
-                    expires_at=now + 60, parent_jti=parent, kind=DELEGATION,
-                    actor="agent-a").row()
+                    expires_at=now + 60, parent_jti=parent, kind=DELEGATION, actor="agent-a")
     )  # fmt: skip
-    row = audit.entry(audit.AuditEvent(audit.TOKEN_ISSUED, client_id="agent-a", jti=jti), now)
-    row["tail"] = audit.hash_tail(row)
-    store._audit.append(row)
-    return store
+    await store.audit(audit.AuditEvent(audit.TOKEN_ISSUED, client_id="agent-a", jti=jti), now)
+    return store, jti
 
 
 def test_each_request_of_a_batch_stands_or_falls_alone(server_factory: ServerFactory) -> None:
@@ -63,21 +60,21 @@ def test_each_request_of_a_batch_stands_or_falls_alone(server_factory: ServerFac
         commit = GroupCommit(pool, stats, in_flight=1)
         try:
             used = f"used:{secrets.token_hex(8)}"
-            await _request(pool, commit, keys=[used], parent=parent).commit()
+            first, _ = await _request(pool, commit, keys=[used], parent=parent)
+            await first.commit()
             shared = f"shared:{secrets.token_hex(8)}"
             requests = [
-                _request(pool, commit, keys=[shared], parent=parent),  # first to use it: ok
-                _request(pool, commit, keys=[shared], parent=parent),  # same batch: replay
-                _request(pool, commit, keys=[used], parent=parent),  # used before: replay
-                _request(pool, commit, keys=["nul"], parent=parent, subject="a\x00b"),
-                _request(pool, commit, keys=["orphan"], parent="no-such-token"),
-                _request(pool, commit, keys=["fine"], parent=parent),
+                await _request(pool, commit, keys=[shared], parent=parent),  # first to use it
+                await _request(pool, commit, keys=[shared], parent=parent),  # same batch: replay
+                await _request(pool, commit, keys=[used], parent=parent),  # used before: replay
+                await _request(pool, commit, keys=["nul"], parent=parent, subject="a\x00b"),
+                await _request(pool, commit, keys=["orphan"], parent="no-such-token"),
+                await _request(pool, commit, keys=["fine"], parent=parent),
             ]
             outcomes = await asyncio.gather(
-                *(request.commit() for request in requests), return_exceptions=True
+                *(store.commit() for store, _ in requests), return_exceptions=True
             )
-            jtis = [request._tokens[0]["jti"] for request in requests]
-            return list(outcomes), stats, jtis
+            return list(outcomes), stats, [jti for _, jti in requests]
         finally:
             await pool.close()
 
@@ -120,10 +117,11 @@ def test_a_request_right_after_another_is_applied(server_factory: ServerFactory)
         commit = GroupCommit(pool, stats, in_flight=1)
         try:
             for n in range(5):
-                request = _request(pool, commit, keys=[f"seq-{n}:{secrets.token_hex(8)}"],
-                                   parent=parent)  # fmt: skip
+                store, _ = await _request(
+                    pool, commit, keys=[f"seq-{n}:{secrets.token_hex(8)}"], parent=parent
+                )
                 async with asyncio.timeout(30):  # no new task: wait_for would hide the gap
-                    await request.commit()
+                    await store.commit()
             return stats
         finally:
             await pool.close()
