@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
@@ -296,23 +295,10 @@ class Bench:
             used[int(entry.name)] = user + system
         return used
 
-    def pin_postgres(self) -> None:
-        """Keep the PostgreSQL backends serving the benchmark off the server's core (Linux).
-
-        A backend woken by the server's write tends to be scheduled on the waker's core, where
-        it would take CPU from the server, which is to be measured on a core of its own.  The
-        warm-up has opened every connection the server's pools will use."""
-        if self.args.postgres_cpu is None or not hasattr(os, "sched_setaffinity"):
-            return
-        for pid in self.postgres_cpu():
-            with contextlib.suppress(OSError):  # another user's process: leave it be
-                os.sched_setaffinity(pid, {self.args.postgres_cpu})
-
     def round(self, parent: str, label: str) -> dict[str, Any]:
         requests = self.build(self.args.warmup, parent)
         asyncio.run(self.load(requests))
         requests = self.build(self.args.requests, parent)
-        self.pin_postgres()
         # The ceiling just before and just after the load: on a shared machine the speed of a
         # core drifts, and a ratio is only fair within the same stretch of time.
         ceilings = [crypto_ceiling(1.0)]
@@ -354,17 +340,8 @@ def main() -> int:
     )
     parser.add_argument("--server-cpu", type=int, default=0, help="core to pin the server to")
     parser.add_argument("--client-cpu", type=int, default=1, help="core to pin this process to")
-    parser.add_argument(
-        "--postgres-cpu",
-        type=int,
-        default=-1,
-        help="a core to pin the benchmark database's PostgreSQL backends to (default -1: leave "
-        "them be; pinning them beside the load generator did not help on a 2-core machine)",
-    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.postgres_cpu is not None and args.postgres_cpu < 0:
-        args.postgres_cpu = None
     if args.client_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.client_cpu})
 
