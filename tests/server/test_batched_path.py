@@ -1,7 +1,7 @@
 """PostgreSQL's batched hot path (storage/batched.py) against the ordinary transaction.
 
 Both databases run every test: on SQLite each request is decided on the ordinary path, on
-PostgreSQL successful requests commit through ``deputize_apply`` and anything it refuses is
+PostgreSQL successful requests commit through ``deputize_apply_batch`` and anything it refuses is
 decided again on the ordinary path.  The outcomes — responses, ledger, audit trail — must be
 the same.
 """
@@ -134,7 +134,7 @@ def test_replayed_assertion_is_refused_and_audited(server_factory: ServerFactory
     assert "already been used" in body["error_description"]
     stats = _stats(server)
     if stats is not None:
-        assert stats.conflicts == 1  # found by deputize_apply, refused by the ordinary path
+        assert stats.conflicts == 1  # found by deputize_apply_batch, refused by the ordinary path
     verification, entries = _audit(server)
     assert verification.ok, verification.problems
     replays = [
