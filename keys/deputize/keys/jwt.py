@@ -16,6 +16,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
+from deputize.keys import _json
 from deputize.keys._b64 import b64url_decode, b64url_encode
 from deputize.keys.errors import (
     InvalidClaimsError,
@@ -65,7 +66,6 @@ def _no_constant(name: str) -> Any:
 
 #: One decoder, built once (``json.loads`` with options builds a new one per call).
 _DECODER: Final = json.JSONDecoder(parse_constant=_no_constant)
-_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))  # built once, unlike json.dumps
 #: Its C scanner: ``_SCAN(text, 0)`` is the JSON value starting at 0 and where it ends.
 #: (``JSONDecoder.__init__`` sets ``scan_once``; typeshed does not declare it.)
 _SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
@@ -175,17 +175,28 @@ def sign(
     include_kid: bool = True,
 ) -> str:
     """Sign ``claims`` as a compact JWS with the key's own ``alg`` (and ``kid``)."""
-    header: dict[str, Any] = {"alg": key.alg, "typ": typ}
-    if include_kid:
-        header["kid"] = key.kid
     if headers:
+        header: dict[str, Any] = {"alg": key.alg, "typ": typ}
+        if include_kid:
+            header["kid"] = key.kid
         header.update(headers)
-    signing_input = _segment(header) + "." + _segment(claims)
+        header_segment = _segment(header)
+    else:
+        header_segment = _plain_header(key.alg, typ, key.kid if include_kid else None)
+    signing_input = header_segment + "." + _segment(claims)
     return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
 
 
+@lru_cache(maxsize=64)
+def _plain_header(alg: str, typ: str, kid: str | None) -> str:
+    """The encoded header of a JWS with no other parameters, memoised (bounded): a server
+    signs every token of a key with the same one."""
+    header = {"alg": alg, "typ": typ} if kid is None else {"alg": alg, "typ": typ, "kid": kid}
+    return _segment(header)
+
+
 def _segment(value: Mapping[str, Any]) -> str:
-    return b64url_encode(_ENCODER.encode(value).encode("utf-8"))
+    return b64url_encode(_json.dumps(value))
 
 
 # --- claim checks (RFC 7519 §4.1), with the caller's clock ------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -10,21 +9,20 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from deputize.keys._json import dumps
 from deputize.server.errors import OAuthError
 
 logger = logging.getLogger("deputize.server")
 
 #: RFC 6749 §5.1: token responses (and anything carrying token data) must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-#: Built once: ``json.dumps`` with options builds a new encoder on every call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def json_response(
     body: Mapping[str, Any], *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
-        _COMPACT.encode(body),
+        dumps(body),
         status_code=status,
         media_type="application/json",
         headers={**NO_STORE, **(headers or {})},

@@ -20,17 +20,17 @@ never fails the others.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
 import asyncpg
 
+from deputize.keys._json import dumps
+
 #: SQLSTATE class of the errors ``deputize_apply_batch`` raises on purpose.
 _CONFLICT_CLASS: Final = "DZ"
 _APPLY: Final = "SELECT deputize_apply_batch($1::jsonb)"
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class Conflict(Exception):
@@ -135,7 +135,7 @@ class GroupCommit:
             return
 
     async def _send(self, items: list[Item]) -> None:
-        payload = _ENCODER.encode(items)
+        payload = dumps(items).decode("utf-8")  # asyncpg takes jsonb as text
         async with self._pool.acquire() as conn:
             await conn.execute(_APPLY, payload)
         self._stats.batches += 1
