@@ -528,3 +528,56 @@ def test_resource_selects_one_audience(server: LiveServer) -> None:
     )
     assert response.status_code == 200, response.text
     assert verified_claims(server, response.json()["access_token"])["aud"] == OTHER_API
+
+
+ELSEWHERE = "https://elsewhere.example"  # an origin no client registered: no CORS headers
+
+
+@pytest.mark.parametrize(
+    ("form", "secret"),
+    [
+        (bearer_form(), None),
+        (bearer_form(scope="no-such-scope"), None),
+        ({"grant_type": "no-such-grant"}, None),
+        (bearer_form(), "wrong secret"),
+    ],
+    ids=["a token", "an invalid_scope refusal", "an unsupported grant", "a 401 challenge"],
+)
+def test_both_routes_to_the_token_endpoint_answer_alike(
+    server: LiveServer, form: TokenForm, secret: str | None
+) -> None:
+    """``POST /token`` without an ``Origin`` skips Starlette's middleware and router
+    (``app.DeputizeApp``); a browser's request, with one, goes through them.  Same answers."""
+    headers = server.basic("svc-bearer", secret)
+    direct = server.client.post("/token", data=form, headers=headers)
+    routed = server.client.post("/token", data=form, headers={**headers, "Origin": ELSEWHERE})
+    assert direct.status_code == routed.status_code
+    for name in ("content-type", "cache-control", "pragma", "www-authenticate", "dpop-nonce"):
+        assert direct.headers.get(name) == routed.headers.get(name), name
+    assert "access-control-allow-origin" not in routed.headers
+    if direct.status_code == 200:
+        assert set(direct.json()) == set(routed.json())
+        assert direct.json()["access_token"] != routed.json()["access_token"]
+    else:
+        assert direct.json() == routed.json()
+
+
+@pytest.mark.parametrize("origin", [None, ELSEWHERE], ids=["served directly", "through Starlette"])
+def test_an_unexpected_failure_is_a_bare_500(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch, origin: str | None
+) -> None:
+    """A bug in a grant (simulated: the in-process server's grant raises) gives the client a
+    JSON ``server_error`` and nothing of the exception; the traceback goes to the log."""
+    from deputize.server.grants.client_credentials import ClientCredentialsGrant
+
+    async def broken(self: object, request: object) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(ClientCredentialsGrant, "handle", broken)
+    headers = server.basic("svc-bearer")
+    if origin is not None:
+        headers["Origin"] = origin
+    response = server.client.post("/token", data=bearer_form(), headers=headers)
+    assert response.status_code == 500
+    assert response.json() == {"error": "server_error", "error_description": "internal error"}
+    assert "secret internal detail" not in response.text
