@@ -17,8 +17,8 @@ from urllib.parse import unquote_plus
 
 from starlette.datastructures import Headers
 
-from deputize.keys import JoseError, KeySet, ParsedJWT, check_audience, check_times, parse
-from deputize.keys.jwt import normalize_typ, string_claim
+from deputize.keys import JoseError, KeySet, check_audience, check_times
+from deputize.keys.jwt import normalize_typ, parse_parts, string_claim
 from deputize.server.client_secrets import hash_secret, verify_secret
 from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidClientError, InvalidRequestError
@@ -144,13 +144,16 @@ async def _private_key_jwt(
     assertion = form.require("client_assertion")
     now = ctx.clock()
     try:
-        parsed: ParsedJWT = parse(assertion, algorithms=ASSERTION_ALGORITHMS, typ=None)
-        typ = parsed.header.get("typ", "")
+        # parse_parts: parse's checks, without building a frozen ParsedJWT (a hot path).
+        header, claims, signing_input, signature = parse_parts(
+            assertion, algorithms=ASSERTION_ALGORITHMS, typ=None
+        )
+        typ = header.get("typ", "")
         if not isinstance(typ, str) or normalize_typ(typ) not in _ASSERTION_TYPS:
             raise InvalidClientError("client assertion has an unexpected typ")
         # RFC 7523 §3 items 1-2: iss and sub are both the client_id.
-        client_id = string_claim(parsed.claims, "sub", max_length=128)
-        if parsed.claims.get("iss") != client_id:
+        client_id = string_claim(claims, "sub", max_length=128)
+        if claims.get("iss") != client_id:
             raise InvalidClientError("client assertion iss and sub must both be the client_id")
     except JoseError as exc:
         raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
@@ -160,16 +163,16 @@ async def _private_key_jwt(
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
         raise InvalidClientError("client authentication failed")
     keys = await _client_keys(ctx, client, refresh=False)
-    key = keys.find(parsed)
+    key = keys.find_for_header(header)
     if key is None and client.jwks_uri is not None:
         # Unknown kid: the client may have rotated; refetch (rate-limited by RemoteJWKS).
         keys = await _client_keys(ctx, client, refresh=True)
-        key = keys.find(parsed)
+        key = keys.find_for_header(header)
     if key is None:
         raise InvalidClientError("no registered key of the client matches the assertion")
     settings = ctx.settings
     try:
-        claims = parsed.verify(key)
+        key.verify(header["alg"], signing_input, signature)
         check_times(
             claims,
             now=now,

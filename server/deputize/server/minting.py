@@ -3,7 +3,7 @@ transaction of the request that asked for them."""
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ def new_jti() -> str:
     secret: the token's ``iat`` says as much.
     """
     millis = time.time_ns() // 1_000_000
-    return b64url_encode(millis.to_bytes(6, "big") + secrets.token_bytes(18))
+    return b64url_encode(millis.to_bytes(6, "big") + os.urandom(18))  # = secrets.token_bytes
 
 
 @dataclass(slots=True)  # not frozen: built for every token request, 4x faster

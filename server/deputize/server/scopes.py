@@ -14,7 +14,9 @@ def parse_scope(value: str | None) -> list[str] | None:
     if value is None:
         return None
     scopes = value.split(" ")
-    if any(not s or any(c in s for c in '"\\') or not s.isprintable() for s in scopes):
+    # Per scope token: not empty, printable, no '"' or '\\' (a space is printable, so the
+    # whole value is printable exactly when every token is).
+    if "" in scopes or '"' in value or "\\" in value or not value.isprintable():
         raise InvalidScopeError("malformed scope parameter")
     return list(dict.fromkeys(scopes))
 

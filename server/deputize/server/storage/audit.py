@@ -92,7 +92,7 @@ def hash_tail(row: Mapping[str, Any]) -> str:
 def entry(event: AuditEvent, now: int) -> dict[str, Any]:
     """The stored fields of ``event``, on a chain picked at random (load spreading)."""
     return {
-        "chain": random.randrange(AUDIT_CHAINS),  # noqa: S311 - load spreading, not security
+        "chain": int(random.random() * AUDIT_CHAINS),  # noqa: S311 - load spreading only
         "at": now,
         "event": event.event,
         "client_id": event.client_id,
