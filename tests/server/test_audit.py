@@ -144,3 +144,21 @@ def test_verify_detects_reordering(
     code, out = _cli(capsys, "audit", "--config", str(config), "--verify")
     assert code == 1
     assert "does not follow" in out or "deleted or reordered" in out
+
+
+def test_the_hashed_text_of_an_entry_never_changes_encoder() -> None:
+    """``hash_tail`` encodes with orjson for speed; stored chains were hashed over the standard
+    library's text, so the two must agree on every value an entry can hold, or old entries
+    would stop verifying.  Every code point, alone and inside text, with integers and None."""
+    from deputize.server.storage import audit
+
+    reference = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    row: dict[str, Any] = {name: None for name in audit._FIELDS}
+    row.update(chain=3, seq=9, at=1_800_000_000, event="token_issued", actors="a b")
+    for first in range(0, 0x110000, 64):
+        text = "".join(chr(cp) for cp in range(first, first + 64))
+        row.update(subject=text, client_id="x" + text[:5] + "y", jti=str(first), task=None)
+        expected = reference.encode([row[name] for name in audit._FIELDS[2:]])[1:]
+        assert audit.hash_tail(row) == expected, hex(first)
+    row.update(at=2**70)  # beyond orjson's integers: the standard library takes over
+    assert audit.hash_tail(row).startswith(str(2**70) + ",")

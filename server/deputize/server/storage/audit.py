@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -86,7 +87,14 @@ def hash_tail(row: Mapping[str, Any]) -> str:
     array of its fields.  Split this way so PostgreSQL's batched path (``storage/batched.py``)
     can append an entry whose ``seq`` and ``prev_hash`` it only learns under the head's lock.
     """
-    return _TAIL_ENCODER.encode([row[name] for name in _FIELDS[2:]])[1:]
+    values = [row[name] for name in _FIELDS[2:]]
+    try:
+        # The same text as _TAIL_ENCODER's for the values an entry holds (strings, integers,
+        # None): checked over every code point in tests/server/test_audit.py.  Several times
+        # faster, and once per issued token.
+        return orjson.dumps(values).decode("utf-8")[1:]
+    except TypeError:  # a lone surrogate, say: orjson refuses what the standard library writes
+        return _TAIL_ENCODER.encode(values)[1:]
 
 
 def entry(event: AuditEvent, now: int) -> dict[str, Any]:
