@@ -689,3 +689,24 @@ def test_longest_client_id_with_longest_jti(colon_server: LiveServer) -> None:
     assert response.status_code == 200, response.text
     replayed = token_request(colon_server, assertion_form(assertion))
     assert_error(replayed, 401, "invalid_client")
+
+
+def test_assertion_replay_keys_never_change() -> None:
+    """The replay cache key of a client assertion is a hash of ``json.dumps([client_id,
+    jti])``; a faster spelling must give the same keys, or an assertion used just before an
+    upgrade could be used again just after it."""
+    import base64
+    import hashlib
+    import json
+
+    from deputize.server.client_auth import _replay_key
+
+    def reference(client_id: str, jti: str) -> str:
+        digest = hashlib.sha256(json.dumps([client_id, jti]).encode("utf-8")).digest()
+        return "assertion:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    samples = ["agent", "a:b", 'q"uote', "back\\slash", "new\nline", "ünïcode ✓", "\x00\x1f\x7f"]
+    samples += ["\ud800", "x" * 200, ""]
+    for client_id in samples:
+        for jti in samples:
+            assert _replay_key(client_id, jti) == reference(client_id, jti)

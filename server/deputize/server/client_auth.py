@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Final
 from urllib.parse import unquote_plus
 
 from starlette.datastructures import Headers
 
 from deputize.keys import JoseError, KeySet, check_audience, check_times
+from deputize.keys._b64 import b64url_encode
 from deputize.keys.jwt import normalize_typ, parse_parts, string_claim
 from deputize.server.client_secrets import hash_secret, verify_secret
 from deputize.server.context import ServerContext
@@ -116,9 +117,13 @@ async def _public_client(
 
 def _replay_key(client_id: str, jti: str) -> str:
     """A fixed-length key: ``client_id`` may contain ``:`` (so joining the two is ambiguous),
-    and a 128-character id with a 200-character jti would not fit the cache's key column."""
-    digest = hashlib.sha256(json.dumps([client_id, jti]).encode("utf-8")).digest()
-    return "assertion:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    and a 128-character id with a 200-character jti would not fit the cache's key column.
+
+    The hashed text is ``json.dumps([client_id, jti])``, written out: the two JSON strings
+    between ``[``, ``, `` and ``]``, as the encoder itself joins them (a fifth of the cost).
+    Keys must not change across versions, or a replay could straddle an upgrade."""
+    text = f"[{_json_string(client_id)}, {_json_string(jti)}]"
+    return "assertion:" + b64url_encode(hashlib.sha256(text.encode("ascii")).digest())
 
 
 async def _client_keys(ctx: ServerContext, client: ClientConfig, *, refresh: bool) -> KeySet:
