@@ -24,3 +24,35 @@ def test_the_cache_is_bounded_and_forgets_its_oldest_entries() -> None:
     assert [cache.get(f"token-{n}", view) is not None for n in range(5)] == [
         False, False, True, True, True,
     ]  # fmt: skip
+
+
+def test_derived_values_come_back_only_with_the_claims_they_came_from() -> None:
+    cache = VerifiedTokens()
+    view = object()
+    cache.get("token", view)
+    claims = {"jti": "1"}
+    cache.put("token", claims)
+    cache.remember_derived("token", claims, ("parsed",))
+    assert cache.derived("token", claims) == ("parsed",)
+    # Equal but not the same claims (the token verified again after an eviction): ignored.
+    assert cache.derived("token", {"jti": "1"}) is None
+    assert cache.derived("other", claims) is None
+
+
+def test_a_changed_key_set_forgets_derived_values() -> None:
+    cache = VerifiedTokens()
+    view = object()
+    cache.get("token", view)
+    claims = {"jti": "1"}
+    cache.put("token", claims)
+    cache.remember_derived("token", claims, ("parsed",))
+    assert cache.get("token", object()) is None  # rotated
+    assert cache.derived("token", claims) is None
+
+
+def test_derived_values_are_bounded_too() -> None:
+    cache = VerifiedTokens(size=2)
+    claims = [{"jti": str(n)} for n in range(3)]
+    for n, c in enumerate(claims):
+        cache.remember_derived(f"token-{n}", c, n)
+    assert [cache.derived(f"token-{n}", c) for n, c in enumerate(claims)] == [None, 1, 2]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from deputize.keys import (
     SUPPORTED_ALGORITHMS,
@@ -135,16 +135,7 @@ async def _read_own_subject(
         )
     if record.kind not in (DELEGATION, HANDOFF, USER):
         raise InvalidGrantError("subject token is not exchangeable")
-    try:
-        chain = parse_chain(claims)
-        scopes = scope_list(claims)
-        audience = (
-            [a for a in claims.get("resources", []) if isinstance(a, str)]
-            if record.kind == HANDOFF
-            else audience_list(claims)
-        )
-    except JoseError as exc:
-        raise InvalidGrantError(f"subject token is malformed: {exc.description}") from None
+    chain, scopes, audience, jkt = _parsed(ctx, token, claims, record.kind)
     exp = int(claims["exp"])
     if record.kind == HANDOFF and record.parent_jti is not None:
         # A hand-off lives seconds, but only to be redeemed: what it hands on may live as long
@@ -155,14 +146,39 @@ async def _read_own_subject(
         kind=record.kind,
         chain=chain,
         exp=exp,
-        scopes=scopes,
-        audience=audience,
-        jkt=_jkt(claims),
+        scopes=list(scopes),
+        audience=list(audience),
+        jkt=jkt,
         jti=record.jti,
         holder=record.client_id,
         task=record.task,
         issuer=ctx.settings.issuer,
     )
+
+
+_Parsed = tuple[Chain, tuple[str, ...], tuple[str, ...], str | None]
+
+
+def _parsed(ctx: ServerContext, token: str, claims: Mapping[str, Any], kind: str) -> _Parsed:
+    """The chain, scope and audience ceilings and key binding a verified token of ``kind``
+    states: parsed once per token and kept beside its verified claims (an agent re-exchanges
+    the same parent for every sub-task)."""
+    kept = ctx.own_tokens.derived(token, claims)
+    if isinstance(kept, tuple) and kept[0] == kind:
+        return cast(_Parsed, kept[1])
+    try:
+        chain = parse_chain(claims)
+        scopes = tuple(scope_list(claims))
+        audience = tuple(
+            [a for a in claims.get("resources", []) if isinstance(a, str)]
+            if kind == HANDOFF
+            else audience_list(claims)
+        )
+    except JoseError as exc:
+        raise InvalidGrantError(f"subject token is malformed: {exc.description}") from None
+    parsed: _Parsed = (chain, scopes, audience, _jkt(claims))
+    ctx.own_tokens.remember_derived(token, claims, (kind, parsed))
+    return parsed
 
 
 async def _issuer_keys(ctx: ServerContext, issuer: str, *, refresh: bool) -> KeySet:
