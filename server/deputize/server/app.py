@@ -123,10 +123,10 @@ class DeputizeApp(Starlette):
     """Starlette, with ``POST /token`` served without the middleware and router layers.
 
     The token endpoint is the hot path of every agent hop, and Starlette's layers (error and
-    exception middleware, CORS, the router, the request/response wrapper) cost about a tenth of
-    an exchange's CPU.  This path answers exactly as they would: the same endpoint, the same
-    exception handlers.  A request from a browser (``Origin``), any other method or path, and
-    anything not plain HTTP take the ordinary route.
+    exception middleware, CORS, the router, the request/response wrapper) cost a few per cent
+    of an exchange (decision 0007).  This path answers exactly as they would: the same
+    endpoint, the same exception handlers.  A request from a browser (``Origin``), any other
+    method or path, and anything not plain HTTP take the ordinary route.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

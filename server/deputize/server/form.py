@@ -55,14 +55,6 @@ def _pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _decode(text: str) -> str:
-    if "+" in text:
-        text = text.replace("+", " ")
-    if "%" not in text:
-        return text
-    return _unquote_short(text) if len(text) <= _SHORT else unquote(text, errors="strict")
-
-
 #: Short percent-encoded values recur in every request (the grant and token type URNs);
 #: ``unquote`` costs microseconds apiece, so they are decoded once.  Bounded, like the input.
 _SHORT = 128
@@ -71,6 +63,14 @@ _SHORT = 128
 @lru_cache(maxsize=256)
 def _unquote_short(text: str) -> str:
     return unquote(text, errors="strict")
+
+
+def _decode(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    return _unquote_short(text) if len(text) <= _SHORT else unquote(text, errors="strict")
 
 
 async def read_form(request: Request, *, max_bytes: int, repeatable: Collection[str] = ()) -> Form:
