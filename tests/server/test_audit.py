@@ -162,3 +162,12 @@ def test_the_hashed_text_of_an_entry_never_changes_encoder() -> None:
         assert audit.hash_tail(row) == expected, hex(first)
     row.update(at=2**70)  # beyond orjson's integers: the standard library takes over
     assert audit.hash_tail(row).startswith(str(2**70) + ",")
+
+
+def test_details_are_json_with_sorted_keys_whatever_the_values() -> None:
+    from deputize.server.storage import audit
+
+    for details in ({"scope": "read", "aud": ["ü"], "kind": "x"}, {"n": 2**70, "b": None}):
+        text = audit._details_text(details)
+        assert json.loads(text) == details
+        assert list(json.loads(text)) == sorted(details)

@@ -97,6 +97,15 @@ def hash_tail(row: Mapping[str, Any]) -> str:
         return _TAIL_ENCODER.encode(values)[1:]
 
 
+def _details_text(details: Mapping[str, Any]) -> str:
+    """An entry's details as JSON text with sorted keys (read back by :func:`query`).  The
+    hash covers this text as stored, so its spelling may differ between versions."""
+    try:
+        return orjson.dumps(dict(details), option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except TypeError:  # what orjson does not take (an integer past 64 bits, say)
+        return _DETAILS_ENCODER.encode(dict(details))
+
+
 def entry(event: AuditEvent, now: int) -> dict[str, Any]:
     """The stored fields of ``event``, on a chain picked at random (load spreading)."""
     return {
@@ -111,7 +120,7 @@ def entry(event: AuditEvent, now: int) -> dict[str, Any]:
         "parent_jti": event.parent_jti,
         "jkt": event.jkt,
         "reason": event.reason,
-        "details": _DETAILS_ENCODER.encode(dict(event.details)) if event.details else None,
+        "details": _details_text(event.details) if event.details else None,
     }
 
 
