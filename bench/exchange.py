@@ -50,6 +50,10 @@ ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 API = "https://api.example.com"
+#: The PostgreSQL server the benchmark database is created on.
+POSTGRES = os.environ.get(
+    "DEPUTIZE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def crypto_ceiling(seconds: float) -> float:
@@ -108,6 +112,11 @@ class Bench:
         self.admin_url = admin_url
         self.db_url = admin_url.rsplit("/", 1)[0] + "/" + self.dbname
         self.server: subprocess.Popen[str] | None = None
+        #: What the server command runs under (``exchange_instructions.py``: valgrind), where
+        #: its stderr goes, and how long setup requests may take.
+        self.launcher: list[str] = []
+        self.server_stderr: int | None = None
+        self.http_timeout = 5.0
 
     def config(self) -> dict[str, Any]:
         return {
@@ -141,12 +150,14 @@ class Bench:
         path = self.tmp / "deputize.yaml"
         path.write_text(yaml.safe_dump(self.config()))
         command = [
-            sys.executable, "-m", "deputize.server.cli", "serve", "--config", str(path),
-            "--port", str(self.port), "--log-level", "warning",
+            *self.launcher, sys.executable, "-m", "deputize.server.cli", "serve",
+            "--config", str(path), "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
         if self.args.server_cpu is not None:
             command = ["taskset", "-c", str(self.args.server_cpu), *command]
-        self.server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        self.server = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=self.server_stderr, text=True
+        )
         assert self.server.stdout is not None
         self.server.stdout.readline()  # "Deputize listening on ..."
 
@@ -176,7 +187,11 @@ class Bench:
     def nonce(self) -> str:
         import httpx
 
-        response = httpx.post(self.token_endpoint, data={"grant_type": "client_credentials"})
+        response = httpx.post(
+            self.token_endpoint,
+            data={"grant_type": "client_credentials"},
+            timeout=self.http_timeout,
+        )
         return response.headers["DPoP-Nonce"]
 
     def parent_token(self) -> str:
@@ -195,7 +210,9 @@ class Bench:
             "client_assertion": self.assertion(now),
         }  # fmt: skip
         proof = create_proof(self.dpop_key, "POST", self.token_endpoint, nonce=self.nonce())
-        response = httpx.post(self.token_endpoint, data=form, headers={"DPoP": proof})
+        response = httpx.post(
+            self.token_endpoint, data=form, headers={"DPoP": proof}, timeout=self.http_timeout
+        )
         response.raise_for_status()
         token: str = response.json()["access_token"]
         return token
@@ -324,9 +341,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--postgres",
-        default=os.environ.get(
-            "DEPUTIZE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
+        default=POSTGRES,
         help="an existing PostgreSQL database to create the benchmark database from",
     )
     parser.add_argument("--requests", type=int, default=20_000)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import subprocess
@@ -24,8 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
-from exchange import Bench, admin
+from exchange import POSTGRES, Bench, admin
 
 #: The entry points of the ECDSA work in cryptography's Rust extension, in callgrind's output.
 _CRYPTO = re.compile(r"ECPublicKey>::__pymethod_verify__|ECPrivateKey>::__pymethod_sign__")
@@ -36,27 +34,6 @@ def _tool(name: str) -> str:
     if path is None:
         sys.exit(f"exchange_instructions: {name} not found (Debian package valgrind)")
     return path
-
-
-class CountedBench(Bench):
-    """The exchange benchmark's server and requests, with the server under callgrind."""
-
-    def start_server(self) -> None:
-        import yaml
-
-        path = self.tmp / "deputize.yaml"
-        path.write_text(yaml.safe_dump(self.config()))
-        command = [
-            _tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
-            f"--callgrind-out-file={self.args.out}/callgrind.out",
-            sys.executable, "-m", "deputize.server.cli", "serve", "--config", str(path),
-            "--port", str(self.port), "--log-level", "warning",
-        ]  # fmt: skip
-        self.server = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        assert self.server.stdout is not None
-        self.server.stdout.readline()
 
 
 def _control(*args: str) -> None:
@@ -87,23 +64,21 @@ def _inclusive(out: Path) -> tuple[int, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get(
-            "DEPUTIZE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    parser.add_argument("--postgres", default=POSTGRES)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
     args.server_cpu = None
     args.out = Path(tempfile.mkdtemp(prefix="deputize-callgrind-"))
 
-    bench = CountedBench(args)
+    bench = Bench(args)
+    bench.launcher = [
+        _tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={args.out}/callgrind.out",
+    ]  # fmt: skip
+    bench.server_stderr = subprocess.DEVNULL  # valgrind's own messages
+    bench.http_timeout = 120.0  # under valgrind the server is ~50x slower
     asyncio.run(admin(args.postgres, f'CREATE DATABASE "{bench.dbname}"'))
-    post = httpx.post
-    # Under valgrind the server is ~50x slower: give the setup requests time.
-    httpx.post = lambda *a, **k: post(*a, timeout=120, **k)  # type: ignore[assignment]
     try:
         bench.start_server()
         assert bench.server is not None
@@ -115,7 +90,6 @@ def main() -> int:
         _control("-i", "off", str(bench.server.pid))
         _control("-d", str(bench.server.pid))
     finally:
-        httpx.post = post
         bench.stop_server()
         asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{bench.dbname}" WITH (FORCE)'))
     if result["statuses"] != {200: args.requests}:
