@@ -85,9 +85,21 @@ def make_token(as_key: SigningKey, holder: SigningKey, idx: int, now: int | None
     )  # fmt: skip
 
 
-def setup(count: int, *, distinct: bool) -> tuple[Verifier, list[tuple[str, str]]]:
-    """The verifier and ``count`` (Authorization, DPoP) header pairs: a new token for every
-    check when ``distinct`` (both signatures verified each time), else one token throughout."""
+class Setup(NamedTuple):
+    verifier: Verifier
+    requests: list[tuple[str, str]]
+    """(Authorization, DPoP) header pairs, one per check."""
+    as_key: SigningKey
+    """The issuer's key, which signs the tokens."""
+    holder: SigningKey
+    """The agent's key, which signs the proofs."""
+
+
+def setup(count: int, *, distinct: bool, now: float | None = None) -> Setup:
+    """The verifier and ``count`` - 1 requests (one more is spent warming it up): a new token
+    for every check when ``distinct`` (both signatures verified each time), else one token
+    throughout.  With ``now``, tokens, proofs and the verifier's clock share that fixed time
+    (``verify_instructions.py``: a slow setup under valgrind must not age the proofs)."""
     as_key, holder = SigningKey.generate("ES256"), SigningKey.generate("ES256")
     listed = status_list(as_key)
     transport = httpx.MockTransport(lambda request: httpx.Response(200, text=listed))
@@ -95,18 +107,21 @@ def setup(count: int, *, distinct: bool) -> tuple[Verifier, list[tuple[str, str]
         ISSUER, RESOURCE, jwks={"keys": [as_key.public_jwk()]},
         policy=ChainPolicy(max_depth=4, blocked_actors={"payments-agent"}),
         replay=ReplayCache(max_entries=count + 10), http=httpx.Client(transport=transport),
+        clock=time.time if now is None else (lambda: now),
     )  # fmt: skip
-    shared = make_token(as_key, holder, 0)
+    issued_at = None if now is None else int(now)
+    shared = make_token(as_key, holder, 0, now=issued_at)
     requests = []
     for i in range(count):
-        token = make_token(as_key, holder, i % (1 << 17)) if distinct else shared
-        requests.append((f"DPoP {token}", create_proof(holder, "GET", URL, access_token=token)))
+        token = make_token(as_key, holder, i % (1 << 17), now=issued_at) if distinct else shared
+        proof = create_proof(holder, "GET", URL, access_token=token, now=now)
+        requests.append((f"DPoP {token}", proof))
     # Warm-up: fetches the status list once, loads the proof key into the key cache.
     authorization, proof = requests.pop()
     verifier.verify(
         authorization=authorization, dpop=proof, method="GET", url=URL, scopes=("docs:read",)
     )
-    return verifier, requests
+    return Setup(verifier, requests, as_key, holder)
 
 
 #: Checks per slice: the ceiling and the verifier take turns in slices this long (under 0.1 s:
@@ -128,7 +143,7 @@ class Round(NamedTuple):
 def run(seconds: float, *, distinct: bool) -> Round:
     """The ceiling and the verifier, measured in alternating slices for ``seconds``."""
     # Requests are made up front, so making them costs the measurement nothing.
-    verifier, requests = setup(int(seconds * 9000) + 100, distinct=distinct)
+    verifier, requests, _, _ = setup(int(seconds * 9000) + 100, distinct=distinct)
     ceiling = Ceiling()
     scopes = ("docs:read",)
     verify = verifier.verify

@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import time
 
-import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from verify import ISSUER, RESOURCE, URL, make_token, status_list
+from verify import URL, setup
 
-from deputize.keys import SigningKey, create_proof
 from deputize.keys._b64 import b64url_decode
-from deputize.verifier import ChainPolicy, ReplayCache, Verifier
 
 
 def _der(signature: bytes) -> bytes:
@@ -43,24 +40,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--mode", choices=("none", "verify", "crypto"), default="verify")
     args = parser.parse_args()
-    now = time.time()
-    as_key, holder = SigningKey.generate("ES256"), SigningKey.generate("ES256")
-    listed = status_list(as_key)
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, text=listed))
-    verifier = Verifier(
-        ISSUER, RESOURCE, jwks={"keys": [as_key.public_jwk()]},
-        policy=ChainPolicy(max_depth=4, blocked_actors={"payments-agent"}),
-        replay=ReplayCache(max_entries=args.count + 10), http=httpx.Client(transport=transport),
-        clock=lambda: now,
-    )  # fmt: skip
-    requests = []
-    for i in range(args.count + 1):
-        token = make_token(as_key, holder, i, now=int(now))
-        proof = create_proof(holder, "GET", URL, access_token=token, now=now)
-        requests.append((f"DPoP {token}", proof))
-    authorization, proof = requests.pop()  # warm-up: status list fetch, key caches
+    verifier, requests, as_key, holder = setup(args.count + 1, distinct=True, now=time.time())
     scopes = ("docs:read",)
-    verifier.verify(authorization=authorization, dpop=proof, method="GET", url=URL, scopes=scopes)
     # The crypto mode's inputs, prepared here so all three modes do the same setup work.
     algorithm = ec.ECDSA(hashes.SHA256())
     inputs = []
