@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -238,12 +238,14 @@ def _public_members(key: PublicKeyObject) -> dict[str, str]:
 class SigningKey:
     """A private key with the one algorithm it signs with.  Its ``kid`` is its thumbprint."""
 
-    __slots__ = ("_key", "alg", "kid", "public")
+    __slots__ = ("_ec", "_key", "alg", "kid", "public")
 
     def __init__(self, key: PrivateKeyObject, alg: str) -> None:
         if alg not in SUPPORTED_ALGORITHMS:
             raise UnsupportedAlgorithmError(f"unsupported signing algorithm {alg!r}")
         self._key = key
+        # Told apart once: an ABC isinstance per signature costs more than the rest of sign().
+        self._ec = key if isinstance(key, ec.EllipticCurvePrivateKey) else None
         self.alg = alg
         self.public = load_public_jwk(_public_members(key.public_key()))
         if alg not in self.public.algorithms:
@@ -288,13 +290,13 @@ class SigningKey:
         return self.public.to_jwk(kid=self.kid, alg=self.alg, use="sig")
 
     def sign(self, signing_input: bytes) -> bytes:
-        key = self._key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            _, _, size, digest = _EC_CURVES[self.alg]
-            r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(digest)))
+        if (ec_key := self._ec) is not None:
+            size = _EC_SIZES[self.alg]
+            r, s = decode_dss_signature(ec_key.sign(signing_input, _ECDSA[self.alg]))
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        if isinstance(key, ed25519.Ed25519PrivateKey):
-            return key.sign(signing_input)
+        if isinstance(self._key, ed25519.Ed25519PrivateKey):
+            return self._key.sign(signing_input)
+        key = cast(rsa.RSAPrivateKey, self._key)  # the one key type left
         if self.alg == "PS256":
             return key.sign(signing_input, _PSS, hashes.SHA256())
         return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
