@@ -16,6 +16,7 @@ from deputize.server.remote_jwks import RemoteJWKS
 from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
 from deputize.server.status_list import StatusAllocator, StatusListPublisher
 from deputize.server.storage.database import Database
+from deputize.server.turns import Turns
 from deputize.server.verified_tokens import VerifiedTokens
 
 
@@ -41,3 +42,5 @@ class ServerContext:
     own_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
     #: Key for the sign-in pages' CSRF tokens, shared by all instances (``web.py``).
     page_key: bytes = b""
+    #: Token requests start a few per pass of the event loop (``turns.py``).
+    turns: Turns = field(default_factory=Turns)

@@ -108,6 +108,7 @@ def _scratch_refusal(form: Form) -> Refusal:
 
 async def token(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
+    await ctx.turns.wait()
     settings = ctx.settings
     now = int(ctx.clock())
     nonce = ctx.nonces.current(now) if settings.dpop_require_nonce else None
