@@ -244,7 +244,7 @@ class SigningKey:
         if alg not in SUPPORTED_ALGORITHMS:
             raise UnsupportedAlgorithmError(f"unsupported signing algorithm {alg!r}")
         self._key = key
-        # Told apart once: an ABC isinstance per signature costs more than the rest of sign().
+        # Told apart once, as PublicKey does: no ABC isinstance per signature.
         self._ec = key if isinstance(key, ec.EllipticCurvePrivateKey) else None
         self.alg = alg
         self.public = load_public_jwk(_public_members(key.public_key()))

@@ -8,7 +8,7 @@ milliseconds: PostgreSQL's answer to a commit sits unread, the next batch is not
 finished requests wait to be answered, and with a bounded number of client connections the
 core then runs dry between trains.  Letting only a few requests start per pass, in arrival
 order, bounds each pass, so database answers and the next batch are handled between
-requests.  Measured: see ``bench/README.md``.
+requests.  Why, and what it was measured to do: ``docs/decisions/0008-turns.md``.
 
 Nothing is refused or reordered: a request that finds its pass full waits (FIFO) for a later
 one.  With no load there is no wait: the first requests of a pass start at once.
@@ -21,7 +21,7 @@ from collections import deque
 from typing import Final
 
 #: How many requests may start in one pass of the loop.  Two half-millisecond requests keep a
-#: pass near a millisecond; more lets commits lag (bench/README.md, "Turns").
+#: pass near a millisecond; four already let commits lag (decision 0008).
 PER_PASS: Final = 2
 
 
