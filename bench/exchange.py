@@ -1,7 +1,7 @@
 """Token-exchange throughput and latency, beside the raw cost of the crypto one exchange needs.
 
     .venv/bin/python bench/exchange.py                 # PostgreSQL at DEPUTIZE_BENCH_POSTGRES_URL
-    .venv/bin/python bench/exchange.py --rows 1000000  # also re-run with 10^6 rows in the ledger
+    .venv/bin/python bench/exchange.py --rows 1000000  # also with 10^6 rows in the ledger
 
 What it does, all on this machine:
 1. Creates a fresh PostgreSQL database and starts `deputize serve` pinned to one core (core 0).
@@ -14,8 +14,10 @@ What it does, all on this machine:
 4. Sends the requests over keep-alive HTTP/1.1 connections on loopback from this process,
    pinned to the other core, and reports exchanges/s, p50 and p99 latency, the ratio to the
    ceiling, and the CPU the server and PostgreSQL spent per exchange.
-5. Repeats that --rounds times (3), then, with --rows, inserts that many extra rows into the
-   token ledger and measures again; reports the medians and the change between the two.
+5. Repeats that --rounds times (3) and reports the medians.  With --rows, a second server with
+   its own database, holding that many extra rows in its token ledger, is measured too; the
+   two servers' rounds alternate (empty, full, full, empty, ...) so that the machine's drift
+   during the run falls on both alike, and the change between the medians is reported.
 
 The load generator is a few lines of asyncio over raw sockets: an HTTP client library would
 cost more per request than the server does.
@@ -360,21 +362,30 @@ def main() -> int:
     if args.client_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.client_cpu})
 
-    bench = Bench(args)
-    asyncio.run(admin(args.postgres, f'CREATE DATABASE "{bench.dbname}"'))
+    # One server per ledger size, each with its own database, both started up front; their
+    # rounds alternate (A B B A ...) so that the machine's drift over the run falls on both
+    # sizes alike instead of passing for an effect of the ledger.  The idle server sleeps.
+    labels = ["empty ledger", f"{args.rows:,} ledger rows"][: 2 if args.rows else 1]
+    benches = [Bench(args) for _ in labels]
+    for bench in benches:
+        asyncio.run(admin(args.postgres, f'CREATE DATABASE "{bench.dbname}"'))
     results: list[dict[str, Any]] = []
     try:
-        bench.start_server()
-        parent = bench.parent_token()
-        for _ in range(args.rounds):
-            results.append(bench.round(parent, "empty ledger"))
+        parents = []
+        for bench in benches:
+            bench.start_server()
+            parents.append(bench.parent_token())
         if args.rows:
-            asyncio.run(bench.add_rows(args.rows))
-            for _ in range(args.rounds):
-                results.append(bench.round(parent, f"{args.rows:,} ledger rows"))
+            asyncio.run(benches[1].add_rows(args.rows))
+        for number in range(args.rounds):
+            order = list(zip(benches, parents, labels, strict=True))
+            for bench, parent, label in order[:: -1 if number % 2 else 1]:
+                results.append(bench.round(parent, label))
     finally:
-        bench.stop_server()
-        asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{bench.dbname}" WITH (FORCE)'))
+        for bench in benches:
+            bench.stop_server()
+            drop = f'DROP DATABASE IF EXISTS "{bench.dbname}" WITH (FORCE)'
+            asyncio.run(admin(args.postgres, drop))
     report = {"connections": args.connections, "rounds": results}
     if args.json:
         print(json.dumps(report, indent=2))
