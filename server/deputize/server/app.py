@@ -13,7 +13,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -115,6 +115,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request body was complete: nobody is left to answer, and
+    nothing went wrong here, so no traceback — a line in the log, and an answer no one reads."""
+    logger.info("%s %s: the client went away mid-request", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 def _from_browser(scope: Scope) -> bool:
     return any(name == b"origin" for name, _ in scope["headers"])
 
@@ -144,6 +151,8 @@ class DeputizeApp(Starlette):
                 response = error_response(request, exc)
             except HTTPException as exc:
                 response = await _http_error(request, exc)
+            except ClientDisconnect as exc:
+                response = await _client_gone(request, exc)
             except Exception as exc:
                 response = await _server_error(request, exc)
             await response(scope, receive, send)
@@ -197,6 +206,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         exception_handlers={
             OAuthError: error_response,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _server_error,
         },
     )
