@@ -17,6 +17,7 @@ import pytest
 
 from deputize.keys import (
     DPoPProof,
+    InvalidClaimsError,
     InvalidProofError,
     JoseError,
     SigningKey,
@@ -26,7 +27,7 @@ from deputize.keys import (
     verify_proof,
 )
 from deputize.keys._b64 import b64url_encode
-from deputize.keys.dpop import ALGORITHMS, MAX_PROOF_LENGTH
+from deputize.keys.dpop import ALGORITHMS, MAX_PROOF_LENGTH, bound_key
 
 NOW = 1_700_000_000
 METHOD = "POST"
@@ -579,3 +580,25 @@ def test_jkt_is_the_thumbprint_of_the_header_jwk_not_a_header_kid(
     # A kid naming the bound key does not make a proof by another key acceptable.
     proof = _proof(other_es256_key, header={"kid": es256_key.kid})
     _rejects(proof, match="jkt", jkt=es256_key.kid)
+
+
+# --- the binding a token carries (§6.1) -------------------------------------------------------
+
+
+def test_bound_key_reads_cnf_jkt() -> None:
+    assert bound_key({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}) == (
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    )
+    assert bound_key({"sub": "alice"}) is None  # a bearer token
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    ["abc", [], {}, {"x5t#S256": "abc"}, {"jkt": 7}, {"jkt": ""}, {"jkt": "x" * 129}],
+    ids=["string", "list", "empty", "other method", "number", "empty jkt", "too long"],
+)
+def test_bound_key_never_reads_a_malformed_binding_as_none(cnf: object) -> None:
+    """A ``cnf`` that is there but unusable is refused: read as "unbound", it would turn a
+    key-bound token into a bearer token."""
+    with pytest.raises(InvalidClaimsError, match="cnf"):
+        bound_key({"cnf": cnf})

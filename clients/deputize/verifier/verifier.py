@@ -43,7 +43,7 @@ from deputize.keys import (
 )
 from deputize.keys.chain import audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
-from deputize.keys.dpop import check_proof
+from deputize.keys.dpop import bound_key, check_proof
 from deputize.keys.jwt import parse_parts, string_claim
 from deputize.verifier.errors import (
     InsufficientScopeError,
@@ -338,11 +338,10 @@ class Verifier:
             chain = parse_chain(claims)  # the rules the issuer mints by
             scopes = frozenset(scope_list(claims))
             audience = tuple(audience_list(claims))
+            jkt = bound_key(claims)
         except JoseError as exc:
             raise InvalidTokenError(exc.description) from None
-        cnf = claims.get("cnf")
-        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-        if not isinstance(jkt, str):
+        if jkt is None:
             raise InvalidTokenError("token is not DPoP-bound (no cnf.jkt)")
         task = claims.get("task")
         if task is not None and not isinstance(task, str):

@@ -12,14 +12,14 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from deputize.keys._b64 import b64url_encode
-from deputize.keys.errors import InvalidProofError, JoseError
+from deputize.keys.errors import InvalidClaimsError, InvalidProofError, JoseError
 from deputize.keys.jwk import PublicKey, SigningKey, load_public_jwk
 from deputize.keys.jwt import _header, parse_parts, sign
 
@@ -33,6 +33,22 @@ _MAX_JTI: Final = 256
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def bound_key(claims: Mapping[str, Any]) -> str | None:
+    """The thumbprint a token is bound to (§6.1: ``cnf.jkt``), or None for a bearer token.
+
+    A ``cnf`` that is there but holds no usable ``jkt`` — another confirmation method (RFC 7800
+    §3.1) or a malformed one — is refused, never read as "unbound": misreading a binding must
+    not drop it.  The server and the verifier both read tokens through this one function.
+    """
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    if not isinstance(jkt, str) or not jkt or len(jkt) > 128:
+        raise InvalidClaimsError("malformed 'cnf' claim: no 'jkt' key thumbprint")
+    return jkt
 
 
 def access_token_hash(access_token: str) -> str:

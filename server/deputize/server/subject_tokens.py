@@ -25,6 +25,7 @@ from deputize.keys import (
     parse,
 )
 from deputize.keys.chain import Chain, audience_list, parse_chain, scope_list
+from deputize.keys.dpop import bound_key
 from deputize.keys.jwt import normalize_typ
 from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidGrantError, InvalidRequestError
@@ -70,13 +71,10 @@ class ActorToken:
 
 
 def _jkt(claims: Mapping[str, Any]) -> str | None:
-    cnf = claims.get("cnf")
-    if cnf is None:
-        return None
-    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
-    if not isinstance(jkt, str):
-        raise InvalidGrantError("token has a malformed cnf claim")
-    return jkt
+    try:
+        return bound_key(claims)
+    except JoseError:
+        raise InvalidGrantError("token has a malformed cnf claim") from None
 
 
 def _as_recorded(claims: Mapping[str, Any]) -> TokenRecord | None:

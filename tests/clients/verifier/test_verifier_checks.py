@@ -94,6 +94,10 @@ TOKEN_CASES: list[tuple[str, TokenCase, str]] = [
      "signature"),
     ("unknown kid", lambda c: make_token(c, key=OTHER_KEY), "unknown key"),
     ("not DPoP-bound", lambda c: make_token(c, cnf=None), "cnf"),
+    ("cnf not an object", lambda c: make_token(c, cnf="abc"), "cnf"),
+    ("cnf with another confirmation method", lambda c: make_token(
+        c, cnf={"x5t#S256": "abc"}), "cnf"),
+    ("cnf.jkt not a string", lambda c: make_token(c, cnf={"jkt": 7}), "cnf"),
     ("no jti", lambda c: make_token(c, jti=None), "jti"),
     ("no client_id", lambda c: make_token(c, client_id=None), "client_id"),
     ("actor twice in the chain", lambda c: make_token(

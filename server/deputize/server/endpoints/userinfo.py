@@ -14,8 +14,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from deputize.keys import InvalidProofError, verify_proof
+from deputize.keys import InvalidProofError, JoseError, verify_proof
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
+from deputize.keys.dpop import bound_key
 from deputize.server.context import ServerContext
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import json_response
@@ -54,8 +55,10 @@ async def userinfo(request: Request) -> Response:
     shown = "DPoP" if scheme == "dpop" else "Bearer"
     if claims is None:
         return _challenge(shown, "invalid_token", "the access token is invalid or expired")
-    cnf = claims.get("cnf")
-    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    try:
+        jkt = bound_key(claims)
+    except JoseError:
+        return _challenge(shown, "invalid_token", "the access token is invalid or expired")
     proofs = request.headers.getlist("dpop")
     if jkt is not None:
         if scheme != "dpop":
