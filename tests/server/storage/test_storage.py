@@ -331,6 +331,35 @@ def _client(client_id: str, **extra: Any) -> ClientConfig:
     return ClientConfig(**(values | extra))
 
 
+def test_a_changed_runtime_client_is_read_at_once(database_url: str) -> None:
+    """Parsing a client row is memoised (``clients.client_from_row``), reading it is not: the
+    same row gives the same parsed client, and a changed row is seen on the next read."""
+    before = _client("alpha")
+    after = _client("alpha", scopes=("read", "write"))
+
+    async def scenario(db: Database) -> list[ClientConfig | None]:
+        seen = []
+        async with db.begin() as conn:
+            await clients.add(conn, before, NOW)
+        for _ in range(2):
+            async with db.begin() as conn:
+                seen.append(await clients.get(conn, "alpha"))
+        async with db.begin() as conn:
+            await clients.remove(conn, "alpha")
+            await clients.add(conn, after, NOW)
+        async with db.begin() as conn:
+            seen.append(await clients.get(conn, "alpha"))
+        async with db.begin() as conn:
+            await clients.remove(conn, "alpha")
+            seen.append(await clients.get(conn, "alpha"))
+        return seen
+
+    first, again, changed, removed = _run(database_url, scenario)
+    assert first == before and again is first
+    assert changed == after and changed is not first
+    assert removed is None
+
+
 def test_clients_add_get_list_remove(database_url: str) -> None:
     beta = _client("beta", name="Beta", can_introspect=True, grant_types=())
     alpha = _client("alpha")
