@@ -275,7 +275,12 @@ def test_consent_post_needs_the_csrf_token(browser: Browser) -> None:
     next_ = query_of(response.headers["location"])["next"]
     page = browser.get(browser.sign_in(next_=next_).headers["location"])
     fields = hidden_fields(page.text)
-    for forged in ({**fields, "csrf": []}, {**fields, "csrf": ["x" * 43]}):
+    # Non-ASCII: ``hmac.compare_digest`` raises for such text; a forged token is a plain 403.
+    for forged in (
+        {**fields, "csrf": []},
+        {**fields, "csrf": ["x" * 43]},
+        {**fields, "csrf": ["é" * 43]},
+    ):
         response = browser.post_form("/authorize", {**forged, "decision": "allow"})
         assert_page(response, 403, "did not come from this site")
     cross_site = browser.post_form(
@@ -369,6 +374,9 @@ def test_redirect_uri_must_match_at_the_token_endpoint(
     verifier, challenge = pkce()
     code = obtain_code(browser, auth_params(challenge=challenge))["code"]
     response = redeem(server, code, verifier, redirect_uri=WEB_REDIRECT + "/other")
+    assert_error(response, 400, "invalid_grant")
+    # Non-ASCII (hmac.compare_digest would raise for it): a mismatch, not a server error.
+    response = redeem(server, code, verifier, redirect_uri=WEB_REDIRECT + "/é")
     assert_error(response, 400, "invalid_grant")
 
 

@@ -37,6 +37,7 @@ from delegation_support import (
     assertion,
     claims_of,
     exchange,
+    fresh_jti,
     introspect,
     ledger,
     own_token,
@@ -438,6 +439,21 @@ def holders_key_with_ath_of_another_token(server: LiveServer) -> Send:
     )
 
 
+def holders_key_with_non_ascii_ath(server: LiveServer) -> Send:
+    """An ``ath`` that no hash can be: compared in constant time it is a mismatch, not an
+    exception (``hmac.compare_digest`` raises for non-ASCII text)."""
+    t1 = start_chain(server)
+    key = DPOP_KEYS["agent-a"]
+    claims = {
+        "jti": fresh_jti(), "htm": "POST", "htu": server.token_endpoint,
+        "iat": int(server.clock()), "nonce": server.nonce(), "ath": "é" * 43,
+    }  # fmt: skip
+    proof = sign(
+        claims, key, typ="dpop+jwt", headers={"jwk": key.public.to_jwk()}, include_kid=False
+    )
+    return lambda: exchange(server, "agent-a", t1, proof=proof)
+
+
 def stolen_by_other_client(server: LiveServer) -> Send:
     t1 = start_chain(server)
     return lambda: exchange(server, "agent-b", t1)
@@ -487,6 +503,8 @@ POSSESSION_ATTACKS = [
                  id="refuses the holder's key when the proof has no ath"),
     pytest.param(Attack(holders_key_with_ath_of_another_token, "invalid_dpop_proof"),
                  id="refuses the holder's key when ath is for another token"),
+    pytest.param(Attack(holders_key_with_non_ascii_ath, "invalid_dpop_proof"),
+                 id="refuses the holder's key when ath is not even ASCII"),
     pytest.param(Attack(stolen_by_other_client, "invalid_dpop_proof"),
                  id="refuses another client presenting the token with its own key"),
     pytest.param(Attack(stolen_with_key_by_other_client, "invalid_grant"),

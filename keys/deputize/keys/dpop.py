@@ -19,6 +19,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from deputize.keys._b64 import b64url_encode
+from deputize.keys.compare import same_text
 from deputize.keys.errors import InvalidClaimsError, InvalidProofError, JoseError
 from deputize.keys.jwk import PublicKey, SigningKey, load_public_jwk
 from deputize.keys.jwt import _header, parse_parts, sign
@@ -128,9 +129,7 @@ class DPoPProof:
 
     def covers(self, access_token: str) -> bool:
         """Whether ``ath`` is the hash of ``access_token`` (RFC 9449 §4.3 check 12)."""
-        return self.ath is not None and secrets.compare_digest(
-            self.ath, access_token_hash(access_token)
-        )
+        return self.ath is not None and same_text(self.ath, access_token_hash(access_token))
 
     @property
     def jkt(self) -> str:
@@ -219,11 +218,9 @@ def check_proof(
     if access_token is not None:
         # Check 12: ath binds the proof to the exact token presented with it.
         ath = claims.get("ath")
-        if not isinstance(ath, str) or not secrets.compare_digest(
-            ath, access_token_hash(access_token)
-        ):
+        if not isinstance(ath, str) or not same_text(ath, access_token_hash(access_token)):
             raise InvalidProofError("DPoP proof ath does not match the access token")
-    if jkt is not None and not secrets.compare_digest(key.thumbprint, jkt):
+    if jkt is not None and not same_text(key.thumbprint, jkt):
         # Check 13: the proof key must be the key the token is bound to.
         raise InvalidProofError("DPoP proof key does not match the token's cnf.jkt")
     ath = claims.get("ath")  # when no access_token was given, checked by the caller later

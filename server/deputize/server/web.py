@@ -25,6 +25,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from deputize.keys.compare import same_text
 from deputize.server.settings import Settings
 
 _TEMPLATES: Final = jinja2.Environment(
@@ -114,7 +115,7 @@ class Browser:
         issuer = urlsplit(self._settings.issuer)
         if origin is not None and origin != f"{issuer.scheme}://{issuer.netloc}":
             raise PageError("Request refused", "This form was sent from another site.", status=403)
-        if self.fresh or submitted is None or not hmac.compare_digest(submitted, self.csrf):
+        if self.fresh or submitted is None or not same_text(submitted, self.csrf):
             raise PageError(
                 "Request refused",
                 "This form has expired or did not come from this site. Go back, reload the "

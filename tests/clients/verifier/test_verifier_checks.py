@@ -167,6 +167,9 @@ PROOF_CASES: list[tuple[str, ProofCase, str]] = [
                                     headers={"jwk": AGENT_KEY.public.to_jwk()},
                                     include_kid=False), "typ"),
     ("an access token instead of a proof", lambda c, t: t, "typ"),
+    ("an ath that is not even ASCII", lambda c, t: sign(
+        {"jti": "x", "htm": "GET", "htu": URL, "iat": int(c()), "ath": "é" * 43}, AGENT_KEY,
+        typ="dpop+jwt", headers={"jwk": AGENT_KEY.public.to_jwk()}, include_kid=False), "ath"),
 ]  # fmt: skip
 
 

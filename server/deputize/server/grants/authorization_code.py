@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from deputize.keys.compare import same_text
 from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.grants import TokenRequest
 from deputize.server.issuance import Grant, issue, start_grant, still_authorised
@@ -73,14 +73,12 @@ class AuthorizationCodeGrant:
             raise InvalidGrantError("the authorization code was already used")
         if row.expires_at <= now:
             raise InvalidGrantError("the authorization code has expired")
-        if not hmac.compare_digest(redirect_uri, row.redirect_uri):
+        if not same_text(redirect_uri, row.redirect_uri):
             raise InvalidGrantError("redirect_uri differs from the authorization request's")
-        if not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(
-            s256(verifier), row.code_challenge
-        ):
+        if not _VERIFIER.fullmatch(verifier) or not same_text(s256(verifier), row.code_challenge):
             raise InvalidGrantError("code_verifier does not match the code_challenge (PKCE)")
         if row.dpop_jkt is not None and (
-            request.proof is None or not hmac.compare_digest(request.proof.jkt, row.dpop_jkt)
+            request.proof is None or not same_text(request.proof.jkt, row.dpop_jkt)
         ):
             raise InvalidGrantError("the code is bound to another DPoP key (dpop_jkt)")
         await still_authorised(conn, row.consent_id, row.sub, now)

@@ -8,10 +8,10 @@ must be signed by that key.  Scope may only narrow (§6).  The consent behind it
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from deputize.keys.compare import same_text
 from deputize.server.errors import InvalidGrantError, InvalidScopeError
 from deputize.server.grants import TokenRequest
 from deputize.server.grants.authorization_code import revoke_grant
@@ -51,7 +51,7 @@ class RefreshTokenGrant:
         if row.expires_at <= now or row.family_expires_at <= now:
             raise InvalidGrantError("the refresh token has expired")
         if row.jkt is not None and (
-            request.proof is None or not hmac.compare_digest(request.proof.jkt, row.jkt)
+            request.proof is None or not same_text(request.proof.jkt, row.jkt)
         ):
             raise InvalidGrantError("the refresh token is bound to another DPoP key")
         consent = await still_authorised(conn, row.consent_id, row.sub, now)
