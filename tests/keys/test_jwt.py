@@ -774,3 +774,38 @@ def test_string_claim_returns_the_value() -> None:
 def test_string_claim_rejects(claims: dict[str, Any]) -> None:
     with pytest.raises(InvalidClaimsError):
         string_claim(claims, "sub")
+
+
+# --- text no database or encoder can hold --------------------------------------------------------
+
+
+def _unsigned_token(payload_json: str) -> str:
+    header = b64url_encode(b'{"alg":"ES256","typ":"JWT"}')
+    return f"{header}.{b64url_encode(payload_json.encode())}.{b64url_encode(b'sig')}"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"sub":"a\\u0000b"}',
+        '{"sub":"a\\ud800"}',
+        '{"sub":"a\\uDC00"}',
+        '{"act":{"sub":["x",{"k":"\\u0000"}]}}',
+        '{"\\ud800":1}',
+    ],
+    ids=["NUL", "lone high surrogate", "lone low surrogate", "deep inside", "in a name"],
+)
+def test_parse_refuses_nul_and_lone_surrogates(payload: str) -> None:
+    """I-JSON (RFC 7493 §2.1): a lone surrogate is no text at all; NUL has no use in a claim
+    and PostgreSQL cannot store it.  Either is a malformed token, never a crash downstream."""
+    with pytest.raises(MalformedError, match="NUL character or a lone surrogate"):
+        parse(_unsigned_token(payload), algorithms=["ES256"], typ="JWT")
+
+
+@pytest.mark.parametrize(
+    ("payload", "sub"),
+    [('{"sub":"\\ud83d\\ude00"}', "\U0001f600"), ('{"sub":"\\\\u0000"}', "\\u0000")],
+    ids=["a surrogate pair", "an escaped backslash before u0000"],
+)
+def test_parse_accepts_escapes_that_are_text(payload: str, sub: str) -> None:
+    assert parse(_unsigned_token(payload), algorithms=["ES256"], typ="JWT").claims["sub"] == sub

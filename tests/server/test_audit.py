@@ -78,6 +78,23 @@ def test_issued_and_refused_exchanges_are_audited(
     assert [e["task"] for e in _audit(capsys, config, "--task", "t-42")] == ["t-42"]
 
 
+def test_a_claimed_client_id_too_long_to_store_is_audited_cut(
+    server: LiveServer, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refused request's client_id is only claimed, and may be any length; the audit column
+    holds 128 characters.  The refusal is still a 401 and still audited (it was a 500 on
+    PostgreSQL), with the id's start, marked as cut."""
+    claimed = "c" * 300
+    response = server.client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": claimed, "client_secret": "s" * 40},
+    )
+    assert response.status_code == 401
+    (entry,) = [e for e in _audit(capsys, config) if e["event"] == "client_auth_failed"]
+    assert entry["client_id"] == "c" * 127 + "…"
+    assert _cli(capsys, "audit", "--config", str(config), "--verify")[0] == 0
+
+
 def test_revoke_by_task_from_the_cli(
     server: LiveServer, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

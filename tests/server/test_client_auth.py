@@ -57,6 +57,9 @@ def signed(header: dict[str, Any], claims: dict[str, Any], key: SigningKey = AGE
     return f"{head_and_body}.{b64url(key.sign(head_and_body.encode()))}"
 
 
+_HEAD = {"alg": "ES256", "typ": "JWT", "kid": AGENT_KEY.kid}
+
+
 def basic_header(raw: bytes) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
 
@@ -340,6 +343,8 @@ def es384_under_agent_kid(server: LiveServer) -> str:
         lambda s: without(s, "jti"),
         lambda s: sign(base_claims(s) | {"jti": ""}, AGENT_KEY, typ="JWT"),
         lambda s: s.assertion(jti="x" * 201),
+        lambda s: signed(_HEAD, base_claims(s) | {"jti": "j\x00"}),
+        lambda s: signed(_HEAD, base_claims(s) | {"iss": "agent\ud800", "sub": "agent\ud800"}),
         lambda s: s.assertion(client_id="no-such-client"),
         lambda s: s.assertion(client_id="svc-basic"),
         lambda s: s.assertion(key=OTHER_KEY),
@@ -381,6 +386,8 @@ def es384_under_agent_kid(server: LiveServer) -> str:
         "refuses an assertion without jti",
         "refuses an assertion with an empty jti",
         "refuses an assertion with an overlong jti",
+        "refuses a NUL in the jti",
+        "refuses a client_id with a lone surrogate (no UTF-8 can hold it)",
         "refuses an assertion for an unknown client",
         "refuses an assertion for a secret-authenticated client",
         "refuses an assertion signed by an unregistered key",

@@ -89,7 +89,36 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
         raise MalformedError(f"JWT {what} is not valid JSON") from None
     if not isinstance(value, dict):
         raise MalformedError(f"JWT {what} is not a JSON object")
+    # Only a ``\u`` escape can put either in decoded text; most JWTs have none.
+    if "\\u" in text and _has_unusable_text(value):
+        raise MalformedError(f"JWT {what} holds a NUL character or a lone surrogate")
     return value
+
+
+def _has_unusable_text(value: object) -> bool:
+    """Whether any string in a decoded JSON value holds a NUL or a lone surrogate.
+
+    I-JSON (RFC 7493 §2.1) forbids lone surrogates: no UTF-8 text can hold one, so neither can a
+    database, a log line or another JSON encoder downstream.  NUL has no use in any claim, and
+    PostgreSQL's text refuses it.  Refused here, both become a malformed token, not a crash
+    wherever the value is stored or encoded next.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 @lru_cache(maxsize=512)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
+from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.errors import OAuthError
 from deputize.server.settings import TOKEN_EXCHANGE
 from deputize.server.storage import audit
 from deputize.server.storage.database import Database
+from deputize.server.storage.tables import audit_log
+
+#: How much of a client_id the audit log's column holds.
+_CLIENT_ID_COLUMN: int = cast(String, audit_log.c.client_id.type).length or 128
 
 
 @dataclass(slots=True)
@@ -36,9 +42,14 @@ class Refusal:
             name = audit.EXCHANGE_REFUSED
         else:
             name = audit.TOKEN_REFUSED
+        client_id = self.client_id
+        if client_id is not None and len(client_id) > _CLIENT_ID_COLUMN:
+            # Still only claimed by the request (no client has such an id), and the audit
+            # column holds 128 characters: keep its start, marked as cut.
+            client_id = client_id[: _CLIENT_ID_COLUMN - 1] + "…"
         return audit.AuditEvent(
             event=name,
-            client_id=self.client_id,
+            client_id=client_id,
             subject=self.subject,
             actors=self.actors,
             task=self.task,
