@@ -32,7 +32,7 @@ from signin_support import (
     start,
 )
 
-from deputize.keys import KeySet, create_proof, parse
+from deputize.keys import KeySet, create_proof, parse, sign
 from deputize.server.storage import consents
 
 from support import LiveServer, ServerFactory, assert_error
@@ -179,6 +179,23 @@ def test_userinfo_refuses(
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
     assert "www-authenticate" in response.headers
+
+
+def test_userinfo_never_reads_a_malformed_binding_as_bearer(
+    server: LiveServer, browser: Browser
+) -> None:
+    """A token of ours whose ``cnf`` names no key thumbprint (another confirmation method)
+    is refused, not served as a bearer token (``keys.dpop.bound_key``).  Deputize never mints
+    one; this one is signed with the server's own key to stand for a token it cannot read."""
+    token = sign_in_and_get_tokens(server, browser)["access_token"]
+    claims = dict(parse(token, algorithms=("ES256",), typ="at+jwt").claims)
+    app: Any = server.server.config.app
+    odd = sign(
+        claims | {"cnf": {"x5t#S256": "abc"}}, app.state.ctx.keyring.view.active, typ="at+jwt"
+    )
+    response = userinfo(server, odd, scheme="Bearer", key=None)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_token"
 
 
 def test_userinfo_needs_the_openid_scope(server: LiveServer, browser: Browser) -> None:
