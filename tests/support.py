@@ -8,11 +8,13 @@ up — no sleeping, no polling.
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
@@ -259,3 +261,40 @@ class ServerFactory:
     def stop_all(self) -> None:
         for live in self.servers:
             live.stop()
+
+
+class LogWatch(logging.Handler):
+    """The log records of the in-process server (logger ``deputize.server``)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+        self._added = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._added:
+            self.records.append(record)
+            self._added.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30) -> bool:
+        """Whether a record containing ``text`` arrives within ``timeout`` seconds."""
+        with self._added:
+            return self._added.wait_for(
+                lambda: any(text in record.getMessage() for record in self.records), timeout
+            )
+
+
+@contextmanager
+def watch_server_log(level: int) -> Iterator[LogWatch]:
+    """Collect the server's records at ``level`` and up while the block runs."""
+    watch = LogWatch(level)
+    log = logging.getLogger("deputize.server")
+    previous = log.level
+    log.addHandler(watch)
+    if log.getEffectiveLevel() > level:
+        log.setLevel(level)
+    try:
+        yield watch
+    finally:
+        log.removeHandler(watch)
+        log.setLevel(previous)

@@ -33,7 +33,7 @@ from deputize.keys import SigningKey
 from deputize.keys._b64 import b64url_encode
 from deputize.keys.dpop import access_token_hash
 
-from support import JWT_BEARER, LiveServer, ServerFactory
+from support import JWT_BEARER, LiveServer, ServerFactory, watch_server_log
 
 REQUESTS = 1000
 WEIRD: list[Any] = [
@@ -58,25 +58,11 @@ def jws(header: dict[str, Any], payload: Any, key: SigningKey) -> str:
     return f"{signing_input}.{b64url_encode(key.sign(signing_input.encode('ascii')))}"
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def errors() -> Iterator[list[logging.LogRecord]]:
     """The server's log records at ERROR and above (the server runs in this process)."""
-    handler = _Collect()
-    log = logging.getLogger("deputize.server")
-    log.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        log.removeHandler(handler)
+    with watch_server_log(logging.ERROR) as watch:
+        yield watch.records
 
 
 def test_hostile_exchanges_never_get_a_server_error(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from support import (
     ServerFactory,
     assert_error,
     standard_clients,
+    watch_server_log,
 )
 
 FORM = "application/x-www-form-urlencoded"
@@ -174,20 +174,6 @@ def test_streamed_body_over_the_limit_is_refused(server_factory: ServerFactory) 
     assert_error(response, 413, "invalid_request")
 
 
-class _Watch(logging.Handler):
-    """Collects the server's log records; ``gone`` is set once it says the client went away."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self.gone = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        if "went away" in record.getMessage():
-            self.gone.set()
-
-
 @pytest.mark.parametrize(
     ("path", "origin"),
     [("/token", None), ("/token", "https://app.example"), ("/introspect", None)],
@@ -198,12 +184,7 @@ def test_client_hanging_up_mid_body_is_no_server_error(
 ) -> None:
     """A client that promises 1,000 bytes, sends 20 and hangs up leaves nobody to answer.  The
     server notes it and goes on: no ``unhandled error``, no traceback in the log."""
-    watch = _Watch()
-    log = logging.getLogger("deputize.server")
-    level = log.level
-    log.addHandler(watch)
-    log.setLevel(logging.INFO)
-    try:
+    with watch_server_log(logging.INFO) as watch:
         url = urlsplit(server.url)
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: {FORM}\r\n"
@@ -212,10 +193,7 @@ def test_client_hanging_up_mid_body_is_no_server_error(
         )
         with socket.create_connection((url.hostname, url.port)) as sock:
             sock.sendall(head.encode() + b"grant_type=client_cr")
-        assert watch.gone.wait(timeout=30), "the server never noticed the client went away"
-    finally:
-        log.removeHandler(watch)
-        log.setLevel(level)
+        assert watch.wait_for("went away"), "the server never noticed the client went away"
     assert not [r for r in watch.records if r.levelno >= logging.WARNING or r.exc_info]
     # And it still serves.
     response = server.client.post("/token", data=bearer_form(), headers=server.basic("svc-bearer"))
