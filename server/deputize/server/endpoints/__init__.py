@@ -44,8 +44,8 @@ class Refusal:
             name = audit.TOKEN_REFUSED
         client_id = self.client_id
         if client_id is not None and len(client_id) > _CLIENT_ID_COLUMN:
-            # Still only claimed by the request (no client has such an id), and the audit
-            # column holds 128 characters: keep its start, marked as cut.
+            # Still only claimed by the request (no client has such an id), and longer than
+            # the audit column: keep its start, marked as cut.
             client_id = client_id[: _CLIENT_ID_COLUMN - 1] + "…"
         return audit.AuditEvent(
             event=name,
