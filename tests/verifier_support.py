@@ -81,8 +81,8 @@ def pinned(clock: Clock, *, keys: tuple[SigningKey, ...] = (AS_KEY,), **options:
 
 
 def status_list_token(
-    clock: Clock, revoked: set[int], *, size: int = 1024, ttl: int = 60, key: SigningKey = AS_KEY,
-    uri: str = STATUS_URI, **overrides: Any,
+    clock: Clock, revoked: set[int], *, size: int = 1024, ttl: object = 60,
+    key: SigningKey = AS_KEY, uri: str = STATUS_URI, **overrides: Any,
 ) -> str:  # fmt: skip
     data = bytearray(size // 8)
     for idx in revoked:

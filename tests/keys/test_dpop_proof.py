@@ -442,6 +442,14 @@ def test_rejects_an_iat_that_is_not_a_number(es256_key: SigningKey, iat: object)
     _rejects(_proof(es256_key, claims={"iat": iat}), match="numeric iat")
 
 
+@pytest.mark.parametrize("iat", [10**400, -(10**400)], ids=["too large", "too small"])
+def test_rejects_an_iat_no_float_holds(es256_key: SigningKey, iat: int) -> None:
+    """Legal JSON; against a float clock (a resource server's) it would overflow."""
+    proof = _proof(es256_key, claims={"iat": iat})
+    with pytest.raises(InvalidProofError, match="numeric iat"):
+        verify_proof(proof, method="POST", url=URL, now=NOW + 0.25)
+
+
 def test_accepts_a_fractional_iat(es256_key: SigningKey) -> None:
     """RFC 7519 NumericDate may be fractional; the proof's iat is kept in whole seconds."""
     proof = verify_proof(

@@ -32,7 +32,7 @@ from deputize.keys import (
     sign,
 )
 from deputize.keys._b64 import b64url_decode, b64url_encode
-from deputize.keys.jwt import MAX_TOKEN_LENGTH, normalize_typ, string_claim
+from deputize.keys.jwt import MAX_TOKEN_LENGTH, finite_number, normalize_typ, string_claim
 
 TYP = "at+jwt"
 NOW = 1_700_000_000
@@ -664,6 +664,33 @@ def test_check_times_rejects_nan(name: str) -> None:
 def test_check_times_rejects_an_infinite_exp() -> None:
     with pytest.raises(InvalidClaimsError):
         check_times({"exp": math.inf}, now=NOW)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)], ids=["too large", "too small"])
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+def test_check_times_rejects_an_int_no_float_holds(name: str, value: int) -> None:
+    """Legal JSON, but arithmetic with the float clock would raise OverflowError."""
+    claims: dict[str, Any] = {"exp": NOW + 60, name: value}
+    with pytest.raises(InvalidClaimsError, match="finite"):
+        check_times(claims, now=float(NOW), require_iat=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (NOW, float(NOW)),
+        (2**53 + 1, float(2**53 + 1)),
+        (0.5, 0.5),
+        (10**400, None),
+        (math.nan, None),
+        (-math.inf, None),
+        (True, None),
+        ("1", None),
+        (None, None),
+    ],
+)
+def test_finite_number(value: object, expected: float | None) -> None:
+    assert finite_number(value) == expected
 
 
 @pytest.mark.parametrize(

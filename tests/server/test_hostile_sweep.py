@@ -37,8 +37,9 @@ from support import JWT_BEARER, LiveServer, ServerFactory, watch_server_log
 
 REQUESTS = 1000
 WEIRD: list[Any] = [
-    None, True, 0, -1, 2**64, -(2**63), 1e308, 1.5, "", "x" * 3000, [], {}, ["a"], {"a": 1},
-    "\x00", "a\x00b", "\ud800", "é", "1700000000", [[[[[]]]]], "none", "HS256", "EdDSA",
+    None, True, 0, -1, 2**64, -(2**63), 10**400, -(10**400), 1e308, 1.5, "", "x" * 3000, [], {},
+    ["a"], {"a": 1}, "\x00", "a\x00b", "\ud800", "é", "1700000000", [[[[[]]]]], "none", "HS256",
+    "EdDSA",
 ]  # fmt: skip
 FORM_VALUES = [
     "", "x" * 3000, "urn:x", "https://api.example.com", "read write admin", "é", "a.b.c", "...",

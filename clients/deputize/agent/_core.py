@@ -21,7 +21,7 @@ import httpx
 from deputize.agent.auth import is_nonce_challenge, origin
 from deputize.agent.errors import DiscoveryError, OAuthError
 from deputize.agent.token import Token, peek_claims
-from deputize.keys import SigningKey, create_proof, sign
+from deputize.keys import SigningKey, create_proof, finite_number, sign
 
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
@@ -146,7 +146,9 @@ class Core:
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise OAuthError("invalid_response", "the token response has no access_token", 200)
         expires_in = body.get("expires_in")
-        lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
+        lifetime = finite_number(expires_in)
+        if lifetime is None:
+            lifetime = 60.0
         scope = body.get("scope")
         return Token(
             access_token=body["access_token"],

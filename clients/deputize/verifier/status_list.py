@@ -18,7 +18,6 @@ Only lists under the issuer's URL are fetched: a token cannot send the verifier 
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import zlib
 from collections.abc import Callable, Collection, Mapping
@@ -27,7 +26,7 @@ from typing import Any, Final, NamedTuple
 
 import httpx
 
-from deputize.keys import JoseError, check_times, parse
+from deputize.keys import JoseError, check_times, finite_number, parse
 from deputize.keys._b64 import b64url_decode
 from deputize.verifier import _http
 from deputize.verifier.errors import InvalidTokenError, UnavailableError
@@ -197,18 +196,18 @@ class StatusLists:
         # The draft: sub is the URI the token was fetched from; iss, when present, is our issuer.
         if claims.get("sub") != uri or claims.get("iss", self._keys.issuer) != self._keys.issuer:
             raise UnavailableError("status list token is for another list or issuer")
-        ttl = claims.get("ttl", self._max_age)
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        ttl = finite_number(claims.get("ttl", self._max_age))
+        if ttl is None:
             raise UnavailableError("status list token has a malformed ttl")
-        exp = claims.get("exp")
+        exp = finite_number(claims.get("exp"))  # checked by check_times when present
         bits, data = _decode_list(claims.get("status_list"))
         self._failed.pop(uri, None)
         self._lists.pop(uri, None)
         self._lists[uri] = _List(
             bits=bits,
             data=data,
-            fresh_until=now + max(0.0, min(float(ttl), self._max_age)),
-            expires_at=float(exp) if exp is not None else None,
+            fresh_until=now + max(0.0, min(ttl, self._max_age)),
+            expires_at=exp,
         )
         while len(self._lists) > self._max_lists:  # bounded: drop the least recently fetched
             del self._lists[next(iter(self._lists))]

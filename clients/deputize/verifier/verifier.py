@@ -25,7 +25,6 @@ event loop is never blocked — and the check runs again.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -40,6 +39,7 @@ from deputize.keys import (
     JoseError,
     check_audience,
     check_times,
+    finite_number,
 )
 from deputize.keys.chain import audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
@@ -351,8 +351,8 @@ class Verifier:
             self.status_lists.check_uri(status.uri)
         # ``exp`` is checked with the clock on every request (check_times), before this
         # principal is handed out; a token whose ``exp`` is not a finite number never passes.
-        exp = claims.get("exp")
-        expires_at = int(exp) if isinstance(exp, (int, float)) and math.isfinite(exp) else 0
+        exp = finite_number(claims.get("exp"))
+        expires_at = int(exp) if exp is not None else 0
         # Positional: a call with eleven keywords costs about 4,600 instructions more.
         principal = Principal(
             chain.subject,  # user

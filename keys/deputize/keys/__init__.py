@@ -31,7 +31,14 @@ from deputize.keys.jwk import (
     thumbprint,
 )
 from deputize.keys.jwks import KeySet
-from deputize.keys.jwt import ParsedJWT, check_audience, check_times, parse, sign
+from deputize.keys.jwt import (
+    ParsedJWT,
+    check_audience,
+    check_times,
+    finite_number,
+    parse,
+    sign,
+)
 
 __all__ = [
     "SIGNING_ALGORITHMS",
@@ -52,6 +59,7 @@ __all__ = [
     "check_audience",
     "check_times",
     "create_proof",
+    "finite_number",
     "load_public_jwk",
     "normalize_htu",
     "parse",

@@ -8,7 +8,6 @@ owns it: the ``jti`` replay cache (§11.1) and the server-provided ``nonce`` (§
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import secrets
 import time
@@ -22,7 +21,7 @@ from deputize.keys._b64 import b64url_encode
 from deputize.keys.compare import same_text
 from deputize.keys.errors import InvalidClaimsError, InvalidProofError, JoseError
 from deputize.keys.jwk import PublicKey, SigningKey, load_public_jwk
-from deputize.keys.jwt import _header, parse_parts, sign
+from deputize.keys.jwt import _EXACT, _header, finite_number, parse_parts, sign
 
 TYP: Final = "dpop+jwt"
 #: Asymmetric algorithms we accept in proofs (§4.3 check 5); advertised as
@@ -204,13 +203,12 @@ def check_proof(
         raise InvalidProofError("DPoP proof htm does not match the request method")
     if not isinstance(htu, str) or normalize_htu(htu) != normalize_htu(url):  # check 9
         raise InvalidProofError("DPoP proof htu does not match the request URI")
-    # RFC 7519 NumericDate: a JSON number, possibly fractional; never a bool, NaN or infinity.
-    # (An exact int is all of that: the usual case skips the other tests.)
-    if type(iat) is not int and (
-        isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat)
-    ):
+    # RFC 7519 NumericDate: a JSON number, possibly fractional; never a bool, NaN, infinity or
+    # an int too large for a float.  (A small exact int is all of that: the usual case.)
+    issued = iat if type(iat) is int and -_EXACT <= iat <= _EXACT else finite_number(iat)
+    if issued is None:
         raise InvalidProofError("DPoP proof needs a numeric iat")
-    if abs(now - iat) > max_age:  # check 11
+    if abs(now - issued) > max_age:  # check 11
         raise InvalidProofError("DPoP proof iat is outside the acceptable window")
     nonce = claims.get("nonce")
     if nonce is not None and (not isinstance(nonce, str) or len(nonce) > 512):
@@ -224,7 +222,7 @@ def check_proof(
         # Check 13: the proof key must be the key the token is bound to.
         raise InvalidProofError("DPoP proof key does not match the token's cnf.jkt")
     ath = claims.get("ath")  # when no access_token was given, checked by the caller later
-    return key, jti, int(iat), nonce, ath if isinstance(ath, str) else None
+    return key, jti, int(issued), nonce, ath if isinstance(ath, str) else None
 
 
 def create_proof(

@@ -231,6 +231,27 @@ def _segment(value: Mapping[str, Any]) -> str:
 # --- claim checks (RFC 7519 §4.1), with the caller's clock ------------------------------------
 
 
+#: Integers a float holds exactly: the common case of a NumericDate, converted without checks.
+_EXACT: Final = 2**53
+
+
+def finite_number(value: object) -> float | None:
+    """A JSON number (never a bool) as a finite float; None for anything else.
+
+    The one rule for NumericDates (RFC 7519 §2) and other numbers read from JSON.  NaN and
+    infinity are not JSON (our decoder refuses them; a caller's claims may still hold them),
+    and an integer too large for a float (``10**400`` in digits) is legal JSON whose
+    arithmetic with a float clock raises ``OverflowError``: all three are refused here.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
     value = claims.get(name)
     if value is None:
@@ -239,9 +260,10 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidClaimsError(f"{name!r} claim must be a number")
-    if not math.isfinite(value):
+    number = finite_number(value)
+    if number is None:
         raise InvalidClaimsError(f"{name!r} claim must be a finite number")
-    return float(value)
+    return number
 
 
 def check_times(
@@ -255,13 +277,23 @@ def check_times(
 ) -> None:
     """Validate ``exp``, ``nbf`` and ``iat`` against ``now`` with a small leeway for clock skew."""
     get = claims.get
-    # An exact int (never a bool, whose type is bool) is a valid NumericDate as it stands; any
-    # other value goes through _number's checks.  Saves three calls on every token.
+    # An exact int (never a bool, whose type is bool) that a float holds exactly is a valid
+    # NumericDate as it stands; any other value goes through _number's checks.  Saves three
+    # calls on every token.
     exp, nbf, iat = get("exp"), get("nbf"), get("iat")
-    exp = float(exp) if type(exp) is int else _number(claims, "exp", required=require_exp)
+    if type(exp) is int and -_EXACT <= exp <= _EXACT:
+        exp = float(exp)
+    else:
+        exp = _number(claims, "exp", required=require_exp)
     if nbf is not None:  # usually absent
-        nbf = float(nbf) if type(nbf) is int else _number(claims, "nbf", required=False)
-    iat = float(iat) if type(iat) is int else _number(claims, "iat", required=require_iat)
+        if type(nbf) is int and -_EXACT <= nbf <= _EXACT:
+            nbf = float(nbf)
+        else:
+            nbf = _number(claims, "nbf", required=False)
+    if type(iat) is int and -_EXACT <= iat <= _EXACT:
+        iat = float(iat)
+    else:
+        iat = _number(claims, "iat", required=require_iat)
     if exp is not None and now - leeway >= exp:
         raise InvalidClaimsError("token has expired")
     if nbf is not None and now + leeway < nbf:

@@ -192,3 +192,49 @@ def test_async_client_end_to_end(server: LiveServer, resource: ServedApp) -> Non
     redeemed, status = asyncio.run(main())
     assert status == 200
     assert redeemed.claims["act"]["sub"] == "agent-b"
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "lifetime"),
+    [("10" + "0" * 400, 60.0), ("true", 60.0), ('"3600"', 60.0), ("120.5", 120.5)],
+    ids=[
+        "an expires_in too large for a float counts as absent",
+        "a boolean expires_in counts as absent",
+        "a string expires_in counts as absent",
+        "a fractional expires_in is kept",
+    ],
+)
+def test_a_strange_expires_in_from_the_server_is_not_a_crash(
+    expires_in: str, lifetime: float
+) -> None:
+    """The SDK reads a token response it cannot trust to be well-formed: an ``expires_in``
+    that is no usable number falls back to 60 s (as when it is missing) instead of raising."""
+
+    def make_app(url: str) -> Starlette:
+        async def metadata(request: Request) -> Response:
+            return JSONResponse({"issuer": url, "token_endpoint": url + "/token"})
+
+        async def token(request: Request) -> Response:
+            body = f'{{"access_token": "t", "token_type": "DPoP", "expires_in": {expires_in}}}'
+            return Response(body, media_type="application/json")
+
+        return Starlette(
+            routes=[
+                Route("/.well-known/oauth-authorization-server", metadata),
+                Route("/token", token, methods=["POST"]),
+            ]
+        )
+
+    served = ServedApp(make_app)
+    now = 1_800_000_000.0
+    try:
+        client = AgentClient(
+            served.url, "agent", client_secret="s", auth_method="client_secret_post",
+            clock=lambda: now,
+        )  # fmt: skip
+        with client:
+            token = client.client_credentials()
+        assert token.access_token == "t"
+        assert token.expires_at == now + lifetime
+    finally:
+        served.stop()

@@ -22,7 +22,7 @@ from verifier_support import (
     pinned,
 )
 
-from deputize.keys import SigningKey, sign
+from deputize.keys import SigningKey, access_token_hash, sign
 from deputize.keys._b64 import b64url_encode
 from deputize.verifier import (
     ChainPolicy,
@@ -90,6 +90,9 @@ TOKEN_CASES: list[tuple[str, TokenCase, str]] = [
     ("not yet valid", lambda c: make_token(c, nbf=int(c()) + 600), "not yet valid"),
     ("issued in the future", lambda c: make_token(c, iat=int(c()) + 600), "future"),
     ("no exp", lambda c: make_token(c, exp=None), "exp"),
+    ("exp too large for a float", lambda c: make_token(c, exp=10**400), "finite"),
+    ("iat too large for a float", lambda c: make_token(c, iat=10**400), "finite"),
+    ("nbf too small for a float", lambda c: make_token(c, nbf=-(10**400)), "finite"),
     ("wrong key, same kid", lambda c: make_token(c, key=OTHER_KEY, headers={"kid": AS_KEY.kid}),
      "signature"),
     ("unknown kid", lambda c: make_token(c, key=OTHER_KEY), "unknown key"),
@@ -167,10 +170,19 @@ PROOF_CASES: list[tuple[str, ProofCase, str]] = [
                                     headers={"jwk": AGENT_KEY.public.to_jwk()},
                                     include_kid=False), "typ"),
     ("an access token instead of a proof", lambda c, t: t, "typ"),
+    # Any key will do: the iat is read before the proof key is compared with cnf.jkt.
+    ("iat too large for a float", lambda c, t: _any_key_proof(t, iat=10**400), "numeric iat"),
+    ("iat too small for a float", lambda c, t: _any_key_proof(t, iat=-(10**400)), "numeric iat"),
     ("an ath that is not even ASCII", lambda c, t: sign(
         {"jti": "x", "htm": "GET", "htu": URL, "iat": int(c()), "ath": "é" * 43}, AGENT_KEY,
         typ="dpop+jwt", headers={"jwk": AGENT_KEY.public.to_jwk()}, include_kid=False), "ath"),
 ]  # fmt: skip
+
+
+def _any_key_proof(token: str, *, iat: object) -> str:
+    claims = {"jti": "x", "htm": "GET", "htu": URL, "iat": iat, "ath": access_token_hash(token)}
+    jwk = OTHER_KEY.public.to_jwk()
+    return sign(claims, OTHER_KEY, typ="dpop+jwt", headers={"jwk": jwk}, include_kid=False)
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,9 @@ BAD_LISTS: list[tuple[str, BadList]] = [
     ("for another list", lambda c: status_list_token(c, set(), uri=STATUS_URI + "1")),
     ("from another issuer", lambda c: status_list_token(c, set(), iss="https://evil.example")),
     ("expired", lambda c: status_list_token(c, set(), exp=int(c()) - 100)),
+    ("exp too large for a float", lambda c: status_list_token(c, set(), exp=10**400)),
+    ("ttl too large for a float", lambda c: status_list_token(c, set(), ttl=10**400)),
+    ("ttl not a number", lambda c: status_list_token(c, set(), ttl="60")),
     ("wrong typ", lambda c: _retyped(c)),
     ("bits not 1, 2, 4 or 8", lambda c: status_list_token(
         c, set(), status_list={"bits": 3, "lst": "eJwDAAAAAAE"})),
