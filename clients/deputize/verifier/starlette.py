@@ -19,7 +19,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +32,8 @@ from deputize.verifier.principal import Principal
 from deputize.verifier.verifier import Verifier
 
 PRINCIPAL = "principal"
+#: Characters a path keeps unencoded (RFC 3986 §3.3: pchar and "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _VERIFIER = "deputize.verifier"
 
 
@@ -49,8 +51,23 @@ def error_response(exc: VerificationError, verifier: Verifier, base_url: str) ->
 
 
 def public_url(base_url: str, scope: Scope) -> str:
-    """The request URL as our public address spells it: never rebuilt from the Host header."""
-    path: str = scope.get("root_path", "") + scope["path"]
+    """The request URL as our public address spells it (RFC 9449 §4.3 check 9): ``base_url``,
+    never the Host header, then the path exactly as the client sent it.
+
+    The path is the raw one, percent-encoding and all: ASGI's ``path`` is decoded, and
+    ``/documents/1%3Fx`` decoded reads as ``/documents/1`` with a query, which the ``htu``
+    comparison ignores, so a proof for ``/documents/1`` would pass for another resource.
+    Current ASGI servers (uvicorn since 0.26) include ``root_path``, a proxy's prefix, in the
+    path; older ones left it out, and for them it is put in front here.
+    """
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        path = raw.partition(b"?")[0].decode("latin-1")  # a few servers leave the query on
+    else:  # raw_path is optional in ASGI: encode the decoded path again
+        path = quote(scope["path"], safe=_PATH_SAFE)
+    root: str = scope.get("root_path", "")
+    if root and not path.startswith(quote(root, safe=_PATH_SAFE)):
+        path = quote(root, safe=_PATH_SAFE) + path
     return base_url.rstrip("/") + path
 
 

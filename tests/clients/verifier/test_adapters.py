@@ -133,3 +133,65 @@ def test_protected_resource_metadata(clock: Clock) -> None:
         "dpop_bound_access_tokens_required": True,
         "scopes_supported": ["docs:read", "docs:write"],
     }
+
+
+def by_id_apps(clock: Clock) -> list[Any]:
+    """Both adapters with a route that takes any document id, as a real API would."""
+
+    async def read(request: Request) -> Response:
+        return JSONResponse({"id": request.path_params["doc_id"]})
+
+    middleware = [Middleware(DeputizeMiddleware, verifier=pinned(clock), base_url=RESOURCE)]
+    plain = Starlette(
+        routes=[Route("/documents/{doc_id}", requires("docs:read")(read))], middleware=middleware
+    )
+    auth = DeputizeAuth(pinned(clock), base_url=RESOURCE)
+    fast = FastAPI()
+
+    @fast.get("/documents/{doc_id}")
+    async def read_fast(
+        doc_id: str, principal: Annotated[Principal, Depends(auth.requires("docs:read"))]
+    ) -> dict[str, Any]:
+        return {"id": doc_id}
+
+    return [plain, fast]
+
+
+@pytest.mark.parametrize(
+    ("index", "encoded"),
+    [(0, "%3F"), (0, "%23"), (0, "%2F"), (1, "%3F"), (1, "%23")],
+    # FastAPI routes before its dependency runs: /documents/1/secret is no route there.
+    ids=["starlette ?", "starlette #", "starlette /", "fastapi ?", "fastapi #"],
+)
+def test_a_proof_does_not_cover_a_path_that_decodes_to_it(
+    clock: Clock, index: int, encoded: str
+) -> None:
+    """RFC 9449 §4.3 check 9 compares the URI as sent: ``/documents/1%3Fsecret`` is another
+    resource than ``/documents/1`` (its decoded path would read as one with a query)."""
+    app = by_id_apps(clock)[index]
+    token = make_token(clock)
+    other = f"{DOC}{encoded}secret"
+    stolen = send(app, "GET", other, {"Authorization": f"DPoP {token}",
+                                      "DPoP": make_proof(clock, token, url=DOC)})  # fmt: skip
+    assert stolen.status_code == 401, stolen.text
+    assert 'error="invalid_dpop_proof"' in stolen.headers["www-authenticate"]
+    honest = send(app, "GET", other, {"Authorization": f"DPoP {token}",
+                                      "DPoP": make_proof(clock, token, url=other)})  # fmt: skip
+    assert honest.status_code in (200, 404), honest.text  # past the check; routing decides
+
+
+def test_a_proxy_prefix_in_root_path_is_counted_once(clock: Clock) -> None:
+    """Behind a proxy that strips ``/api`` and says so in ``root_path``, the URL the client
+    signed is the prefixed one; current servers already include the prefix in the path."""
+    app = starlette_app(clock)
+    token = make_token(clock)
+    url = RESOURCE + "/api/documents/1"
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, root_path="/api")
+        async with httpx.AsyncClient(transport=transport) as client:
+            headers = {"Authorization": f"DPoP {token}", "DPoP": make_proof(clock, token, url=url)}
+            return await client.get(url, headers=headers)
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text
