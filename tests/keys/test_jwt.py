@@ -32,6 +32,7 @@ from deputize.keys import (
     sign,
 )
 from deputize.keys._b64 import b64url_decode, b64url_encode
+from deputize.keys.errors import shown
 from deputize.keys.jwt import MAX_TOKEN_LENGTH, finite_number, normalize_typ, string_claim
 
 TYP = "at+jwt"
@@ -166,6 +167,41 @@ def test_parse_rejects_alg_none(alg: str, es256_key: SigningKey) -> None:
     token = f"{_segment({'alg': alg, 'typ': TYP})}.{_segment(CLAIMS)}."
     with pytest.raises(UnsupportedAlgorithmError):
         _parse(token)
+
+
+@pytest.mark.parametrize(
+    ("alg", "named"),
+    [
+        ([["HS256"]], "alg (an array) is not allowed"),
+        ({"a": 1}, "alg (an object) is not allowed"),
+        (None, "alg (null) is not allowed"),
+        ("H" * 5000, "alg 'HHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHH'… is not allowed"),
+    ],
+    ids=["an array", "an object", "null", "a long string"],
+)
+def test_a_refused_alg_is_named_not_echoed(alg: object, named: str) -> None:
+    """The message names what the header holds without repeating it: the repr of a list
+    nested a thousand deep (which the decoder accepts) overflows the stack."""
+    token = f"{_segment({'alg': alg, 'typ': TYP})}.{_segment(CLAIMS)}."
+    with pytest.raises(UnsupportedAlgorithmError) as caught:
+        _parse(token)
+    assert caught.value.description == named
+
+
+def test_a_refused_typ_is_named_not_echoed(es256_key: SigningKey) -> None:
+    token = _forge(_header(es256_key, typ=[[["at+jwt"]]]), CLAIMS, es256_key)
+    with pytest.raises(InvalidClaimsError) as caught:
+        _parse(token)
+    assert caught.value.description == "unexpected JWT typ (an array)"
+
+
+def test_shown_never_recurses() -> None:
+    nested: list[Any] = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert shown(nested) == "(an array)"
+    assert shown(True) == "(a boolean)"
+    assert shown("ES256") == "'ES256'"
 
 
 def test_alg_none_on_the_allow_list_still_never_verifies(es256_key: SigningKey) -> None:

@@ -8,6 +8,20 @@ or a whole token.
 
 from __future__ import annotations
 
+#: How a value that is not a string is named in a message.
+_KINDS = {list: "an array", dict: "an object", bool: "a boolean", int: "a number",
+          float: "a number", type(None): "null"}  # fmt: skip
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``value``, from the network, as a message may show it: a string quoted and cut to
+    ``limit`` characters, anything else named by its JSON kind only.  The ``repr`` of a
+    list nested a thousand deep overflows the stack, and a long string is not worth echoing.
+    """
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "…"
+    return f"({_KINDS.get(type(value), 'a value')})"
+
 
 class JoseError(Exception):
     """Base class: something about a JWS, JWT, JWK or DPoP proof is unacceptable."""

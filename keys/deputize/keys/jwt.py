@@ -22,6 +22,7 @@ from deputize.keys.errors import (
     InvalidClaimsError,
     MalformedError,
     UnsupportedAlgorithmError,
+    shown,
 )
 from deputize.keys.jwk import PublicKey, SigningKey
 
@@ -178,7 +179,7 @@ def parse_parts(
     allowed = (algorithms,) if isinstance(algorithms, str) else algorithms
     if not isinstance(alg, str) or alg not in allowed:
         # Covers alg "none" and every HMAC: neither is ever on an allow-list here.
-        raise UnsupportedAlgorithmError(f"alg {alg!r} is not allowed")
+        raise UnsupportedAlgorithmError(f"alg {shown(alg)} is not allowed")
     if "crit" in header:
         # RFC 7515 §4.1.11: we understand no extensions, so any "crit" means reject.
         raise MalformedError("JWT header has unsupported critical parameters")
@@ -189,7 +190,7 @@ def parse_parts(
             got not in accepted  # the exact spelling: no normalising on the common path
             and normalize_typ(got) not in {normalize_typ(t) for t in accepted}
         ):
-            raise InvalidClaimsError(f"unexpected JWT typ {got!r}")
+            raise InvalidClaimsError(f"unexpected JWT typ {shown(got)}")
     claims = _json_object(payload_segment, "payload")
     signature = b64url_decode(signature_segment)
     return header, claims, signing_input.encode("ascii"), signature
