@@ -37,7 +37,7 @@ def get(
 ) -> bytes:
     try:
         response = client.get(url, headers={"Accept": accept}, follow_redirects=False)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
         raise UnavailableError(f"cannot fetch {url}: {type(exc).__name__}") from None
     return _body(response, url, max_bytes)
 
@@ -47,7 +47,7 @@ async def aget(
 ) -> bytes:
     try:
         response = await client.get(url, headers={"Accept": accept}, follow_redirects=False)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
         raise UnavailableError(f"cannot fetch {url}: {type(exc).__name__}") from None
     return _body(response, url, max_bytes)
 

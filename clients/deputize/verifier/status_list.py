@@ -37,8 +37,8 @@ MEDIA_TYPE: Final = "application/statuslist+jwt"
 VALID: Final = 0
 #: A decompressed list bigger than this is refused (2^25 one-bit entries).
 MAX_LIST_BYTES: Final = 4 * 1024 * 1024
-#: Characters a status list URI may not contain (a fragment, a backslash, white space).
-_NOT_IN_URI: Final = "#\\ \t\r\n"
+#: Printable ASCII a status list URI may still not contain (a fragment, a backslash, a space).
+_NOT_IN_URI: Final = "#\\ "
 
 
 class StatusReference(NamedTuple):
@@ -108,6 +108,10 @@ class StatusLists:
 
     def check_uri(self, uri: str) -> None:
         if not uri.startswith(self._prefix):
+            raise InvalidTokenError("status list URI is not the issuer's")
+        # RFC 3986: a URI is printable ASCII; httpx refuses a control character in a URL
+        # with an error of its own, which would escape as a crash rather than a refusal.
+        if not (uri.isascii() and uri.isprintable()):
             raise InvalidTokenError("status list URI is not the issuer's")
         for char in _NOT_IN_URI:  # a few memchr scans: cheaper than a regular expression
             if char in uri:

@@ -108,10 +108,21 @@ TOKEN_CASES: list[tuple[str, TokenCase, str]] = [
     ("malformed act", lambda c: make_token(c, act="scheduling-agent"), "act"),
     ("malformed status claim", lambda c: make_token(c, status={"status_list": {"idx": -1}}),
      "status"),
+    ("status list URI with a control character", lambda c: _status_at(c, "\x01"), "issuer"),
+    ("status list URI with DEL", lambda c: _status_at(c, "\x7f"), "issuer"),
+    ("status list URI with a tab", lambda c: _status_at(c, "\t"), "issuer"),
+    ("status list URI with non-ASCII", lambda c: _status_at(c, "é"), "issuer"),
+    ("status list URI with a fragment", lambda c: _status_at(c, "#"), "issuer"),
     ("status list outside the issuer", lambda c: make_token(
         c, status={"status_list": {"idx": 1, "uri": "https://evil.example.com/list"}}), "issuer"),
     ("tampered payload", lambda c: _tampered(c), "signature"),
 ]  # fmt: skip
+
+
+def _status_at(clock: Clock, strange: str) -> str:
+    """A token whose status list URI is the issuer's, but for one strange character."""
+    uri = f"{ISSUER}/statuslists/{strange}0"
+    return make_token(clock, status={"status_list": {"idx": 1, "uri": uri}})
 
 
 def _unsigned(clock: Clock) -> str:

@@ -165,3 +165,11 @@ def test_the_token_cache_is_bounded(clock: Clock) -> None:
             authorization=f"DPoP {token}", dpop=make_proof(clock, token), method="GET", url=URL
         )
     assert len(verifier._tokens) == 3
+
+
+def test_a_url_httpx_refuses_is_unavailable_not_a_crash() -> None:
+    """httpx raises InvalidURL, which is no httpx.HTTPError, for a control character."""
+    from deputize.verifier._http import get
+
+    with httpx.Client() as client, pytest.raises(UnavailableError):
+        get(client, STATUS_URI + "\x01", accept="application/statuslist+jwt")
