@@ -160,6 +160,19 @@ def test_a_token_without_kid_finds_the_only_fitting_key(
         assert key_set.find(token) == key.public
 
 
+@pytest.mark.parametrize(
+    "kid", [5, None, ["a"], {"a": 1}], ids=["a number", "null", "an array", "an object"]
+)
+def test_a_token_whose_kid_is_not_a_string_finds_nothing(
+    es256_key: SigningKey, kid: object
+) -> None:
+    """A kid that is present but no string names no key: it is not read as "no kid", which
+    would fall back to the only fitting key."""
+    key_set = KeySet.from_jwks({"keys": [es256_key.public_jwk()]})
+    assert key_set.find_for_header({"alg": "ES256", "kid": kid}) is None
+    assert key_set.find_for_header({"alg": "ES256"}) == es256_key.public
+
+
 def test_a_token_without_kid_finds_nothing_when_two_keys_fit(
     es256_key: SigningKey, other_es256_key: SigningKey
 ) -> None:

@@ -71,5 +71,7 @@ class KeySet:
         if isinstance(kid, str):
             key = self._by_kid.get(kid)
             return key if key is not None and alg in key.algorithms else None
+        if "kid" in header:  # RFC 7515 §4.1.4: a kid is a string; anything else names no key
+            return None
         fitting = [k for k in self._by_kid.values() if alg in k.algorithms]
         return fitting[0] if len(fitting) == 1 else None
