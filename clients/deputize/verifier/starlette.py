@@ -65,9 +65,9 @@ def public_url(base_url: str, scope: Scope) -> str:
         path = raw.partition(b"?")[0].decode("latin-1")  # a few servers leave the query on
     else:  # raw_path is optional in ASGI: encode the decoded path again
         path = quote(scope["path"], safe=_PATH_SAFE)
-    root: str = scope.get("root_path", "")
-    if root and not path.startswith(quote(root, safe=_PATH_SAFE)):
-        path = quote(root, safe=_PATH_SAFE) + path
+    prefix = quote(scope.get("root_path", ""), safe=_PATH_SAFE)
+    if not path.startswith(prefix):
+        path = prefix + path
     return base_url.rstrip("/") + path
 
 
