@@ -3,6 +3,7 @@ and the verified-token cache never outliving what it cached."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from verifier_support import (
 )
 
 from deputize.keys import SigningKey
-from deputize.verifier import InvalidTokenError, Principal, UnavailableError, Verifier
+from deputize.verifier import InvalidTokenError, Principal, UnavailableError, Verifier, _http
 
 OTHER_KEY = SigningKey.generate("ES256")
 
@@ -169,7 +170,12 @@ def test_the_token_cache_is_bounded(clock: Clock) -> None:
 
 def test_a_url_httpx_refuses_is_unavailable_not_a_crash() -> None:
     """httpx raises InvalidURL, which is no httpx.HTTPError, for a control character."""
-    from deputize.verifier._http import get
-
     with httpx.Client() as client, pytest.raises(UnavailableError):
-        get(client, STATUS_URI + "\x01", accept="application/statuslist+jwt")
+        _http.get(client, STATUS_URI + "\x01", accept="application/statuslist+jwt")
+
+    async def fetch() -> None:
+        async with httpx.AsyncClient() as client:
+            await _http.aget(client, STATUS_URI + "\x01", accept="application/statuslist+jwt")
+
+    with pytest.raises(UnavailableError):
+        asyncio.run(fetch())
