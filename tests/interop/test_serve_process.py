@@ -3,6 +3,7 @@ to over HTTP the way a deployment would be, then stopped with SIGTERM and starte
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -62,10 +63,12 @@ def _deputize(cwd: Path, *argv: str) -> str:
 
 
 @contextmanager
-def _serve(cwd: Path, config: Path, port: int, log: IO[str]) -> Iterator[subprocess.Popen[str]]:
+def _serve(
+    cwd: Path, config: Path, port: int, log: IO[str], *options: str
+) -> Iterator[subprocess.Popen[str]]:
     """``deputize serve``; yields once the process has announced its address."""
     process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--config", str(config), "--port", str(port)],
+        [str(SCRIPT), "serve", "--config", str(config), "--port", str(port), *options],
         cwd=cwd,
         env=_environment(),
         stdout=subprocess.PIPE,
@@ -203,3 +206,111 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
         )
         assert introspected.json()["active"] is True
         assert _stop(process) == 0
+
+
+def _started(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A fresh configuration (the starter's defaults) and a port for it: (run dir, config, port)."""
+    port = _free_port()
+    run = tmp_path / "run"
+    run.mkdir()
+    config = tmp_path / "deputize.yaml"
+    _deputize(run, "init", "--output", str(config), "--issuer", f"http://127.0.0.1:{port}")
+    return run, config, port
+
+
+def _exchange_raw(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a new connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def _flood(port: int, total: int) -> bytes:
+    """Send header fields without end, ``total`` bytes in all, reading what comes back: the
+    server should stop us (431, or a reset once it has closed) long before the end."""
+    line = b"X-Filler: " + b"f" * 1000 + b"\r\n"
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(b"GET /jwks HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(total // len(line)):
+                sock.sendall(line)
+            sock.sendall(b"\r\n")
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            return received + b"<connection closed by the server>"
+    return received
+
+
+def test_serve_bounds_each_request_head(tmp_path: Path) -> None:
+    """``http.max_header_bytes`` (32 KiB by default): one 50 MB header line, or 200,000 fields,
+    used to be read in full and answered 200."""
+    run, config, port = _started(tmp_path)
+    with (
+        (tmp_path / "serve.log").open("w", encoding="utf-8") as log,
+        _serve(run, config, port, log) as process,
+    ):
+        # A head within the bound, twice on one connection: the count starts again per request.
+        fair = b"GET /jwks HTTP/1.1\r\nHost: x\r\nX-Fill: " + b"a" * 24_000 + b"\r\n"
+        both = _exchange_raw(port, fair + b"\r\n" + fair + b"Connection: close\r\n\r\n")
+        assert both.count(b"HTTP/1.1 200 OK") == 2, both[:200]
+
+        # A head still open past the bound: a JSON 431, and the connection closed.
+        open_head = b"GET /jwks HTTP/1.1\r\nHost: x\r\nX-Fill: " + b"a" * 40_000
+        refused = _exchange_raw(port, open_head)
+        head, _, body = refused.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 "), refused[:200]
+        assert json.loads(body) == {
+            "error": "invalid_request",
+            "error_description": "request headers larger than 32768 bytes",
+        }
+
+        # 8 MB of fields: stopped long before the end.
+        stopped = _flood(port, 8 * 1024 * 1024)
+        assert stopped.startswith(b"HTTP/1.1 431 ") or stopped.endswith(b"closed by the server>")
+
+        # What follows a head is no part of it: a 20 KB head and a 15 KB body in one write.
+        form = b"grant_type=client_credentials&pad=" + b"p" * 15_000
+        post = (
+            b"POST /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nX-Fill: " + b"a" * 20_000
+            + b"\r\nContent-Length: " + str(len(form)).encode() + b"\r\n\r\n" + form
+        )  # fmt: skip
+        answered = _exchange_raw(port, post)
+        assert answered.startswith(b"HTTP/1.1 401 "), answered[:200]  # no client: invalid_client
+        assert b'"invalid_client"' in answered
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert client.get("/jwks").status_code == 200  # still serving
+        assert _stop(process) == 0
+
+
+def test_serve_access_log_leaves_credentials_out(tmp_path: Path) -> None:
+    """``--access-log`` wrote ``/logout?id_token_hint=<a whole ID token>`` as it came."""
+    run, config, port = _started(tmp_path)
+    id_token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNlY3JldA"
+    with (
+        (tmp_path / "serve.log").open("w", encoding="utf-8") as log,
+        _serve(run, config, port, log, "--access-log") as process,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+    ):
+        client.get(
+            "/logout",
+            params={"id_token_hint": id_token, "state": "state-secret",
+                    "post_logout_redirect_uri": "http://127.0.0.1:9/bye"},
+        )  # fmt: skip
+        client.get("/userinfo", params={"access_token": "access-token-secret"})
+        client.get("/jwks", params={"id_token%5Fhint": "encoded-name-secret"})
+        assert _stop(process) == 0
+        assert process.stdout is not None
+        logged = process.stdout.read()  # uvicorn writes its access log to stdout
+    logged += (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert "/logout?id_token_hint=...&state=...&post_logout_redirect_uri=http" in logged, logged
+    assert "/userinfo?access_token=..." in logged
+    for secret in (id_token, "c2lnbmF0dXJl", "state-secret", "access-token-secret",
+                   "encoded-name-secret"):  # fmt: skip
+        assert secret not in logged

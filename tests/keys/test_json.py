@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from deputize.keys import _json
+from deputize.keys._json import loads
 
 VALUES: list[Any] = [
     {"iss": "https://as.example", "aud": ["a", "b"], "exp": 1_800_000_000, "nbf": None},
@@ -58,3 +59,23 @@ def test_both_refuse_what_the_standard_library_refuses(value: Any) -> None:
 
 def test_a_str_subclass_is_encoded_as_its_text() -> None:
     assert json.loads(_json.dumps({"a": _Text("x")})) == {"a": "x"}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"keys":' + b"[" * 30_000 + b"]" * 30_000 + b"}"],
+    ids=["nested arrays", "nested inside a key set"],
+)
+def test_loads_turns_too_deep_nesting_into_value_error(document: bytes) -> None:
+    """``json.loads`` raises RecursionError here, which every ``except ValueError`` around a
+    network read missed: a key server's reply of 60 KB made the token endpoint answer 500."""
+    with pytest.raises(RecursionError):
+        json.loads(document)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads(document)
+
+
+def test_loads_reads_what_json_reads() -> None:
+    assert loads(b'{"a":[1,2.5,"\\u00e9",null,true]}') == {"a": [1, 2.5, "é", None, True]}
+    with pytest.raises(ValueError):
+        loads(b"{nope")

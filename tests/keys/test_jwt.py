@@ -175,7 +175,7 @@ def test_parse_rejects_alg_none(alg: str, es256_key: SigningKey) -> None:
         ([["HS256"]], "alg (an array) is not allowed"),
         ({"a": 1}, "alg (an object) is not allowed"),
         (None, "alg (null) is not allowed"),
-        ("H" * 5000, "alg 'HHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHH'… is not allowed"),
+        ("H" * 5000, "alg 'HHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHHH'... is not allowed"),
     ],
     ids=["an array", "an object", "null", "a long string"],
 )

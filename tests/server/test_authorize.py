@@ -5,6 +5,7 @@ Each test speaks HTTP to a live server with a cookie-keeping client (``signin_su
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -158,6 +159,8 @@ def test_repeated_redirect_uri_is_shown_on_a_page(browser: Browser) -> None:
         ({"prompt": "select_account"}, "invalid_request"),
         ({"dpop_jkt": "not-a-thumbprint"}, "invalid_request"),
         ({"max_age": "-1"}, "invalid_request"),
+        ({"max_age": "\u00b2"}, "invalid_request"),
+        ({"max_age": "1\u2075"}, "invalid_request"),
         ({"request": "eyJ..."}, "request_not_supported"),
         ({"request_uri": "urn:x"}, "request_uri_not_supported"),
     ],
@@ -176,6 +179,8 @@ def test_repeated_redirect_uri_is_shown_on_a_page(browser: Browser) -> None:
         "refuses an unknown prompt",
         "refuses a malformed dpop_jkt",
         "refuses a negative max_age",
+        "refuses a superscript digit as max_age (isdigit passes it, int did not: a 500)",
+        "refuses a max_age ending in a superscript digit",
         "refuses request objects",
         "refuses request_uri",
     ],
@@ -294,6 +299,29 @@ def test_sign_in_needs_the_csrf_token(server: LiveServer) -> None:
     with httpx.Client(base_url=server.url) as fresh:
         response = fresh.post("/login", data={"username": "alice", "password": PASSWORD})
     assert_page(response, 403, "did not come from this site")
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ['deputize_browser="\\351"', "deputize_browser=\u00e9t\u00e9", "deputize_session=\"\\351\"",
+     "deputize_browser=a.b", "deputize_browser=" + "a" * 129],
+    ids=["quoted octal escape (unquotes to non-ASCII)", "raw non-ASCII", "a session cookie",
+         "outside the alphabet we use", "too long"],
+)  # fmt: skip
+@pytest.mark.parametrize("path", ["/login", "/logout", "/account"])
+def test_a_cookie_we_could_not_have_set_is_ignored(
+    server: LiveServer, cookie: str, path: str
+) -> None:
+    """Our cookies are ``token_urlsafe`` text.  A browser cookie that unquoted to "\u00e9" made
+    every page with a form answer 500 (its CSRF token is an HMAC of the cookie as ASCII)."""
+    with httpx.Client(base_url=server.url) as fresh:
+        response = fresh.get(path, headers={b"Cookie": cookie.encode("utf-8")})
+    assert response.status_code in (200, 302, 303), response.text  # /account: sign in first
+    if path == "/login":
+        fresh_cookie = next(
+            c for c in response.headers.get_list("set-cookie") if c.startswith("deputize_browser=")
+        )
+        assert re.fullmatch(r"deputize_browser=[A-Za-z0-9_-]{43}", fresh_cookie.split(";")[0])
 
 
 # --- the session cookie -------------------------------------------------------------------------

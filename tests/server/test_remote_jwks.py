@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from hostile_publisher import Behaviour, hostile_publisher
 
 from deputize.keys import SigningKey
 from deputize.server.remote_jwks import MAX_JWKS_BYTES, JWKSFetchError, RemoteJWKS
@@ -101,12 +102,14 @@ def test_refetch_on_request_is_rate_limited(publisher: tuple[Publisher, str]) ->
         (200, b"x" * (MAX_JWKS_BYTES + 1)),
         (200, b"not json"),
         (200, json.dumps({"keys": [{**SigningKey.generate().public_jwk(), "d": "AAAA"}]}).encode()),
+        (200, b'{"keys":' + b"[" * 30_000 + b"]" * 30_000 + b"}"),
     ],
     ids=[
         "refuses an error status",
         "refuses a document over the size cap",
         "refuses a document that is not JSON",
         "refuses a set that leaks a private key",
+        "refuses nesting too deep for the parser (was a RecursionError, a 500)",
     ],
 )
 def test_refuses_bad_documents(publisher: tuple[Publisher, str], status: int, body: bytes) -> None:
@@ -130,3 +133,29 @@ def test_keeps_the_last_good_set_when_a_refetch_fails(publisher: tuple[Publisher
 
     assert _run(scenario) == 1
     assert state.hits == 2
+
+
+def test_one_deadline_bounds_the_whole_fetch() -> None:
+    """Each byte arrives well within httpx's read timeout, so only a deadline on the whole
+    fetch ends it; without one, a client's key server held the token endpoint's requests for
+    that client (they wait on the same fetch) for as long as it liked."""
+    body = json.dumps({"keys": [SigningKey.generate().public_jwk()]}).encode()
+    with hostile_publisher(Behaviour("drip", body, interval=0.05)) as uri:
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(timeout=5) as http:
+                await RemoteJWKS(http, deadline=0.5).get(uri, now=1000)
+
+        with pytest.raises(JWKSFetchError, match=r"longer than 0\.5 s"):
+            asyncio.run(scenario())
+
+
+def test_an_endless_document_stops_at_the_size_cap() -> None:
+    with hostile_publisher(Behaviour("endless")) as uri:
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(timeout=5) as http:
+                await RemoteJWKS(http).get(uri, now=1000)
+
+        with pytest.raises(JWKSFetchError, match="too large"):
+            asyncio.run(scenario())

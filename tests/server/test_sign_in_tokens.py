@@ -3,6 +3,9 @@ person's authorisation of agents (delegation rule 4), withdrawn from the account
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,6 +182,35 @@ def test_userinfo_refuses(
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
     assert "www-authenticate" in response.headers
+
+
+def _segment(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "alg", ["A" * 41, "\u20ac", 'a"b', "a\\b"],
+    ids=["long (cut with an ellipsis)", "not Latin-1", "a quote", "a backslash"],
+)  # fmt: skip
+def test_userinfo_challenge_stays_well_formed_whatever_the_proof_says(
+    server: LiveServer, browser: Browser, alg: str
+) -> None:
+    """The refusal quotes the proof's ``alg``; in the challenge a ``"`` ended the quoted-string
+    early, and a character Latin-1 cannot hold made the response itself fail (a 500)."""
+    token = sign_in_and_get_tokens(server, browser)["access_token"]
+    header = {"typ": "dpop+jwt", "alg": alg, "jwk": WEB_KEY.public_jwk()}
+    claims = {"jti": "j", "htm": "GET", "htu": server.url + "/userinfo", "iat": server.clock()}
+    proof = f"{_segment(header)}.{_segment(claims)}.AAAA"
+    response = userinfo(server, token, proof=proof)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_dpop_proof"
+    challenge = response.headers["www-authenticate"]
+    assert re.fullmatch(
+        r'DPoP error="invalid_dpop_proof", error_description="[\x20\x21\x23-\x5b\x5d-\x7e]*", '
+        r'algs="[A-Za-z0-9 ]+"',
+        challenge,
+    ), challenge
+    assert response.json()["error_description"] in challenge
 
 
 def test_userinfo_never_reads_a_malformed_binding_as_bearer(

@@ -22,6 +22,7 @@ from deputize.agent.auth import is_nonce_challenge, origin
 from deputize.agent.errors import DiscoveryError, OAuthError
 from deputize.agent.token import Token, peek_claims
 from deputize.keys import SigningKey, create_proof, finite_number, sign
+from deputize.keys._json import loads
 
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
@@ -75,7 +76,7 @@ class Core:
 
     def accept_metadata(self, response: httpx.Response) -> Mapping[str, Any]:
         try:
-            document = response.json() if response.status_code == 200 else None
+            document = loads(response.content) if response.status_code == 200 else None
         except ValueError:
             document = None
         if not isinstance(document, dict):
@@ -140,7 +141,7 @@ class Core:
 
     def _read_token(self, response: httpx.Response) -> Token:
         try:
-            body = response.json()
+            body = loads(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):

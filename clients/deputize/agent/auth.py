@@ -17,6 +17,7 @@ import httpx
 
 from deputize.agent.token import Token
 from deputize.keys import SigningKey, create_proof
+from deputize.keys._json import loads
 
 TokenSource = str | Token | Callable[[], str | Token] | Callable[[], Awaitable[str | Token]]
 
@@ -33,7 +34,7 @@ def is_nonce_challenge(response: httpx.Response) -> bool:
         return 'error="use_dpop_nonce"' in response.headers.get("www-authenticate", "")
     if response.status_code == 400:
         try:
-            body = response.json()
+            body = loads(response.content)
         except ValueError:
             return False
         return isinstance(body, dict) and body.get("error") == "use_dpop_nonce"
@@ -67,7 +68,9 @@ class DPoPAuth(httpx.Auth):
         nonce = response.headers.get("dpop-nonce")
         if nonce:
             self.nonces[origin(request.url)] = nonce
-        return is_nonce_challenge(response)
+        # A resource server asks for a nonce with 401 and a challenge (RFC 9449 §9); the 400
+        # JSON form is the token endpoint's (§8), and this response's body is not read here.
+        return response.status_code == 401 and is_nonce_challenge(response)
 
     def _current(self) -> str:
         source = self._token

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import httpx
 
+from deputize.keys._json import loads
+
 
 class AgentError(Exception):
     """Base class of everything the agent SDK raises."""
@@ -35,7 +37,7 @@ class OAuthError(AgentError):
     @classmethod
     def from_response(cls, response: httpx.Response) -> OAuthError:
         try:
-            body = response.json()
+            body = loads(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("error"), str):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from deputize.keys._json import loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ def peek_claims(token: str) -> dict[str, Any]:
     """A JWT's payload without verifying it ({} if it is not a JWT)."""
     try:
         payload = token.split(".")[1]
-        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        value = loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}

@@ -1,60 +1,101 @@
 """Bounded GETs for the verifier's few network reads (metadata, JWKS, status lists).
 
-Each read has a size cap and no redirects: the issuer's documents come from the issuer.
-Sync and async variants share the checks so the two paths cannot drift.
+Each read has a size cap, enforced as the body arrives rather than after; one deadline for the
+whole read (httpx's timeouts are per connect and per read, so a server sending a byte every
+few seconds could otherwise hold a refresh, and the requests waiting on it, indefinitely);
+and no redirects: the issuer's documents come from the issuer.  Sync and async variants share
+the checks so the two paths cannot drift.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import time
 from typing import Any, Final
 
 import httpx
 
+from deputize.keys._json import loads
 from deputize.verifier.errors import UnavailableError
 
 MAX_DOCUMENT_BYTES: Final = 1024 * 1024
+#: Seconds one read may take in all, from connecting to the body's last byte.
+DEADLINE: Final = 10.0
 
 
-def _body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+def _check_status(response: httpx.Response, url: str) -> None:
     if response.status_code != 200:
         raise UnavailableError(f"{url} answered {response.status_code}")
-    content = response.content
-    if len(content) > max_bytes:
+
+
+def _add(body: bytearray, chunk: bytes, url: str, max_bytes: int) -> None:
+    body += chunk
+    if len(body) > max_bytes:
         raise UnavailableError(f"{url} sent more than {max_bytes} bytes")
-    return content
 
 
 def _json(content: bytes, url: str) -> Any:
     try:
-        return json.loads(content)
+        return loads(content)
     except ValueError:
         raise UnavailableError(f"{url} did not send JSON") from None
 
 
+def _failed(url: str, exc: Exception) -> UnavailableError:
+    return UnavailableError(f"cannot fetch {url}: {type(exc).__name__}")
+
+
 def get(
-    client: httpx.Client, url: str, *, accept: str, max_bytes: int = MAX_DOCUMENT_BYTES
+    client: httpx.Client,
+    url: str,
+    *,
+    accept: str,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    deadline: float = DEADLINE,
 ) -> bytes:
+    give_up = time.monotonic() + deadline
+    body = bytearray()
     try:
-        response = client.get(url, headers={"Accept": accept}, follow_redirects=False)
+        with client.stream("GET", url, headers={"Accept": accept}, follow_redirects=False) as r:
+            _check_status(r, url)
+            # A thread cannot be interrupted mid-read: the deadline is checked as each piece
+            # arrives, so a read ends at most one read timeout after it.
+            for chunk in r.iter_bytes():
+                _add(body, chunk, url, max_bytes)
+                if time.monotonic() > give_up:
+                    raise UnavailableError(f"{url} took longer than {deadline} s")
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
-        raise UnavailableError(f"cannot fetch {url}: {type(exc).__name__}") from None
-    return _body(response, url, max_bytes)
+        raise _failed(url, exc) from None
+    return bytes(body)
 
 
 async def aget(
-    client: httpx.AsyncClient, url: str, *, accept: str, max_bytes: int = MAX_DOCUMENT_BYTES
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    accept: str,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    deadline: float = DEADLINE,
 ) -> bytes:
+    body = bytearray()
     try:
-        response = await client.get(url, headers={"Accept": accept}, follow_redirects=False)
+        async with asyncio.timeout(deadline):
+            headers = {"Accept": accept}
+            async with client.stream("GET", url, headers=headers, follow_redirects=False) as r:
+                _check_status(r, url)
+                async for chunk in r.aiter_bytes():
+                    _add(body, chunk, url, max_bytes)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
-        raise UnavailableError(f"cannot fetch {url}: {type(exc).__name__}") from None
-    return _body(response, url, max_bytes)
+        raise _failed(url, exc) from None
+    except TimeoutError:
+        raise UnavailableError(f"{url} took longer than {deadline} s") from None
+    return bytes(body)
 
 
-def get_json(client: httpx.Client, url: str) -> Any:
-    return _json(get(client, url, accept="application/json"), url)
+def get_json(client: httpx.Client, url: str, **limits: Any) -> Any:
+    """``limits``: ``max_bytes`` and ``deadline``, as for :func:`get`."""
+    return _json(get(client, url, accept="application/json", **limits), url)
 
 
-async def aget_json(client: httpx.AsyncClient, url: str) -> Any:
-    return _json(await aget(client, url, accept="application/json"), url)
+async def aget_json(client: httpx.AsyncClient, url: str, **limits: Any) -> Any:
+    return _json(await aget(client, url, accept="application/json", **limits), url)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from deputize.keys.errors import error_description
+
 
 class VerificationError(Exception):
     """Base class: the request does not carry an acceptable token and proof."""
@@ -20,7 +22,7 @@ class VerificationError(Exception):
 
     def __init__(self, description: str) -> None:
         super().__init__(description)
-        self.description = description
+        self.description = error_description(description)  # it may quote hostile input
 
     def challenge(
         self,
@@ -33,11 +35,11 @@ class VerificationError(Exception):
         """The ``WWW-Authenticate`` value for this refusal (RFC 6750 §3, RFC 9449 §7.1)."""
         params: list[str] = []
         if realm is not None:
-            params.append(f'realm="{_quoted(realm)}"')
+            params.append(f'realm="{error_description(realm)}"')
         params.append(f'error="{self.error}"')
-        params.append(f'error_description="{_quoted(self.description)}"')
+        params.append(f'error_description="{self.description}"')
         if scope:
-            params.append(f'scope="{_quoted(scope)}"')
+            params.append(f'scope="{error_description(scope)}"')
         if algorithms:
             params.append(f'algs="{" ".join(algorithms)}"')
         value = "DPoP " + ", ".join(params)
@@ -66,14 +68,16 @@ class MissingTokenError(VerificationError):
         bearer: bool = False,
         scope: str | None = None,
     ) -> str:
-        params = [f'realm="{_quoted(realm)}"'] if realm is not None else []
+        # Realm and scope come from this resource's own settings, yet fit the same character set
+        # (RFC 6750 §3: quoted-strings, scope in NQCHARs), so they are cut down the same way.
+        params = [f'realm="{error_description(realm)}"'] if realm is not None else []
         if scope:
-            params.append(f'scope="{_quoted(scope)}"')
+            params.append(f'scope="{error_description(scope)}"')
         if algorithms:
             params.append(f'algs="{" ".join(algorithms)}"')
         value = ("DPoP " + ", ".join(params)) if params else "DPoP"
         if bearer:
-            value += ", Bearer" + (f' realm="{_quoted(realm)}"' if realm is not None else "")
+            value += ", Bearer" + (" " + params[0] if realm is not None else "")
         return value
 
 
@@ -130,9 +134,3 @@ class UseDPoPNonceError(VerificationError):
 
 class UnavailableError(InvalidTokenError):
     """The issuer's keys or status list could not be obtained: refuse (fail closed)."""
-
-
-def _quoted(value: str) -> str:
-    """RFC 9110 §5.6.4 quoted-string content; RFC 6750 §3 limits error_description to
-    %x20-21 / %x23-5B / %x5D-7E, so quotes, backslashes and controls are dropped."""
-    return "".join(c for c in value if 0x20 <= ord(c) <= 0x7E and c not in '"\\')

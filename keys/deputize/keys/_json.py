@@ -20,6 +20,17 @@ from typing import Any, Final
 _STDLIB: Final = json.JSONEncoder(separators=(",", ":"))  # built once, unlike json.dumps
 
 
+def loads(data: bytes | bytearray | str) -> Any:
+    """A JSON document from the network.  Anything that is not JSON raises ``ValueError``,
+    nesting too deep for the parser included: ``json`` raises ``RecursionError`` for that (a
+    60 KB document of nested arrays is enough), which a caller catching ``ValueError`` misses.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def stdlib_dumps(value: Any) -> bytes:
     """:func:`dumps` with the standard library only."""
     return _STDLIB.encode(value).encode("utf-8")

@@ -8,6 +8,8 @@ or a whole token.
 
 from __future__ import annotations
 
+import re
+
 #: How a value that is not a string is named in a message.
 _KINDS = {list: "an array", dict: "an object", bool: "a boolean", int: "a number",
           float: "a number", type(None): "null"}  # fmt: skip
@@ -19,8 +21,21 @@ def shown(value: object, limit: int = 40) -> str:
     list nested a thousand deep overflows the stack, and a long string is not worth echoing.
     """
     if isinstance(value, str):
-        return repr(value) if len(value) <= limit else repr(value[:limit]) + "…"
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
     return f"({_KINDS.get(type(value), 'a value')})"
+
+
+#: What RFC 6749 §5.2 leaves out of ``error_description``: anything but %x20-21 / %x23-5B /
+#: %x5D-7E, that is controls, ``"``, ``\\`` and every non-ASCII character.
+_NOT_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def error_description(text: str) -> str:
+    """``text`` as RFC 6749 §5.2 (and RFC 6750 §3) allow an ``error_description``: each
+    character outside that set becomes ``?``.  A message may quote a value from the network;
+    so made, it fits a JSON body, a redirect's query and a ``WWW-Authenticate`` quoted-string
+    alike, where a raw ``"`` would end the string and a non-Latin-1 character cannot be sent."""
+    return _NOT_DESCRIPTION.sub("?", text)
 
 
 class JoseError(Exception):

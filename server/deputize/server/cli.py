@@ -12,6 +12,7 @@ import asyncio
 import gc
 import getpass
 import json
+import logging
 import re
 import signal
 import socket
@@ -74,6 +75,8 @@ def _run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from deputize.server import http_head
+    from deputize.server.access_log import RedactQuery
     from deputize.server.app import create_app
 
     settings = _settings(args)
@@ -103,12 +106,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     config = uvicorn.Config(
         create_app(settings),
+        http=http_head.protocol(settings.max_header_bytes),
         log_level=args.log_level,
         access_log=args.access_log,
         proxy_headers=False,
         server_header=False,
         lifespan="on",
     )
+    # After Config, which configures logging: no whole ID token from a logout URL in the log.
+    logging.getLogger("uvicorn.access").addFilter(RedactQuery())
     server = uvicorn.Server(config)
     if threading.current_thread() is threading.main_thread():
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
@@ -371,9 +377,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def _since(value: str) -> int:
     """``--since``: Unix seconds, an ISO date/time (UTC if no zone), or a duration like 15m."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[:-1].isdigit() and value[-1] in units:
+    if value.isascii() and value[:-1].isdigit() and value[-1] in units:
         return int(time.time()) - int(value[:-1]) * units[value[-1]]
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return int(value)
     try:
         parsed = datetime.fromisoformat(value)

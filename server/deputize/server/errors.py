@@ -7,6 +7,8 @@ RFC 6749 §5.2 JSON bodies with ``Cache-Control: no-store``; client authenticati
 
 from __future__ import annotations
 
+from deputize.keys.errors import error_description
+
 
 class OAuthError(Exception):
     error: str = "invalid_request"
@@ -14,7 +16,7 @@ class OAuthError(Exception):
 
     def __init__(self, description: str, *, debug: str | None = None) -> None:
         super().__init__(description)
-        self.description = description
+        self.description = error_description(description)  # it may quote hostile input
         self.debug = debug
         self.headers: dict[str, str] = {}
 

@@ -2,19 +2,20 @@
 
 Bounded in entries and bytes; a cache miss on ``kid`` may refetch, but at most once per
 ``min_refetch`` seconds per URI, so a stream of tokens with made-up ``kid`` values cannot turn
-into a stream of outbound requests.
+into a stream of outbound requests.  Each fetch has one deadline for all of it (``deadline``
+seconds), so a slow key server cannot hold up the requests waiting for its keys.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
 
 from deputize.keys import JoseError, KeySet
+from deputize.keys._json import loads
 
 MAX_JWKS_BYTES = 64 * 1024
 
@@ -37,8 +38,10 @@ class RemoteJWKS:
         ttl: float = 300,
         min_refetch: float = 30,
         max_entries: int = 256,
+        deadline: float = 5,
     ) -> None:
         self._http = http
+        self._deadline = deadline
         self._ttl = ttl
         self._min_refetch = min_refetch
         self._max_entries = max_entries
@@ -74,20 +77,26 @@ class RemoteJWKS:
         return age >= self._ttl or (refresh and age >= self._min_refetch)
 
     async def _fetch(self, uri: str) -> KeySet:
+        # One deadline for the whole fetch: httpx's timeouts are per connect and per read, so a
+        # server sending a byte every few seconds would otherwise hold this URI's lock, and
+        # every request waiting on it, for as long as it liked.
         try:
-            async with self._http.stream(
-                "GET", uri, headers={"Accept": "application/json"}
-            ) as resp:
-                if resp.status_code != 200:
-                    raise JWKSFetchError(f"JWKS fetch returned HTTP {resp.status_code}")
-                body = bytearray()
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_JWKS_BYTES:
-                        raise JWKSFetchError("JWKS document too large")
+            async with asyncio.timeout(self._deadline):
+                async with self._http.stream(
+                    "GET", uri, headers={"Accept": "application/json"}
+                ) as resp:
+                    if resp.status_code != 200:
+                        raise JWKSFetchError(f"JWKS fetch returned HTTP {resp.status_code}")
+                    body = bytearray()
+                    async for chunk in resp.aiter_bytes():
+                        body += chunk
+                        if len(body) > MAX_JWKS_BYTES:
+                            raise JWKSFetchError("JWKS document too large")
         except httpx.HTTPError as exc:
             raise JWKSFetchError(f"JWKS fetch failed: {type(exc).__name__}") from None
+        except TimeoutError:
+            raise JWKSFetchError(f"JWKS fetch took longer than {self._deadline} s") from None
         try:
-            return KeySet.from_jwks(json.loads(body))
+            return KeySet.from_jwks(loads(body))
         except (ValueError, JoseError) as exc:
             raise JWKSFetchError("JWKS document is not a valid public key set") from exc

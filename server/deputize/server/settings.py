@@ -124,6 +124,7 @@ class Settings:
     jwks_max_age: int = 300
     key_refresh_interval: int = 30
     max_body_bytes: int = 16 * 1024
+    max_header_bytes: int = 32 * 1024
     clients: tuple[ClientConfig, ...] = ()
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     delegation_max_depth: int = 4
@@ -548,6 +549,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
 
     http = top.section("http")
     max_body = http.integer("max_body_bytes", 16 * 1024, low=1024, high=1024 * 1024)
+    max_header = http.integer("max_header_bytes", 32 * 1024, low=4096, high=1024 * 1024)
     http.done()
 
     delegation = top.section("delegation")
@@ -589,6 +591,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         jwks_max_age=jwks_max_age,
         key_refresh_interval=refresh,
         max_body_bytes=max_body,
+        max_header_bytes=max_header,
         clients=clients,
         trusted_issuers=trusted,
         delegation_max_depth=max_depth,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any, Final
@@ -37,6 +38,7 @@ _TEMPLATES: Final = jinja2.Environment(
 )
 BROWSER_COOKIE: Final = "deputize_browser"
 SESSION_COOKIE: Final = "deputize_session"
+_COOKIE_VALUE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: Browser cookie lifetime: long, it only anchors CSRF tokens.
 _BROWSER_MAX_AGE: Final = 365 * 86_400
 
@@ -90,8 +92,11 @@ def clear_cookie(response: Response, settings: Settings, base: str) -> None:
 
 
 def read_cookie(request: Request, settings: Settings, base: str) -> str | None:
+    """Our cookie's value, or ``None`` when it is missing or could not be one we set: every
+    value we set is ``secrets.token_urlsafe`` text.  Anything else (a quoted ``"\\351"``
+    unquotes to "é") is ignored, as if absent, rather than reaching code that expects ASCII."""
     value = request.cookies.get(cookie_name(settings, base))
-    return value if value and len(value) <= 128 else None
+    return value if value and _COOKIE_VALUE.fullmatch(value) else None
 
 
 class Browser:

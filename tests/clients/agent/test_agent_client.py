@@ -19,6 +19,7 @@ from verifier_support import ServedApp
 from deputize.agent import (
     JWT_TYPE,
     AgentClient,
+    AgentError,
     AsyncAgentClient,
     InvalidClientError,
     InvalidGrantError,
@@ -236,5 +237,57 @@ def test_a_strange_expires_in_from_the_server_is_not_a_crash(
             token = client.client_credentials()
         assert token.access_token == "t"
         assert token.expires_at == now + lifetime
+    finally:
+        served.stop()
+
+
+_DEEP = "[" * 100_000 + "]" * 100_000  # legal JSON; ``json.loads`` raises RecursionError
+
+
+@pytest.mark.parametrize("where", ["metadata", "token error", "token success", "resource nonce"])
+def test_json_nested_too_deep_is_an_error_of_the_sdk_not_a_crash(where: str) -> None:
+    """Every JSON body the SDK reads came over the network: a body nested deeper than the
+    parser's stack used to escape as ``RecursionError`` from any of these reads.  And a
+    resource server's 400 carrying a ``DPoP-Nonce`` header made ``DPoPAuth`` read a body httpx
+    had not read (``ResponseNotRead``); only a 401 challenge asks for a retry there."""
+
+    def make_app(url: str) -> Starlette:
+        async def metadata(request: Request) -> Response:
+            if where == "metadata":
+                return Response(_DEEP, media_type="application/json")
+            return JSONResponse({"issuer": url, "token_endpoint": url + "/token"})
+
+        async def token(request: Request) -> Response:
+            if where == "token success":
+                return Response(_DEEP, media_type="application/json")
+            if where == "token error":
+                return Response(_DEEP, status_code=400, media_type="application/json")
+            body = '{"access_token": "t", "token_type": "DPoP", "expires_in": 60}'
+            return Response(body, media_type="application/json")
+
+        async def document(request: Request) -> Response:
+            headers = {"DPoP-Nonce": "n"}
+            return Response(_DEEP, status_code=400, media_type="application/json", headers=headers)
+
+        return Starlette(
+            routes=[
+                Route("/.well-known/oauth-authorization-server", metadata),
+                Route("/token", token, methods=["POST"]),
+                Route("/document", document),
+            ]
+        )
+
+    served = ServedApp(make_app)
+    try:
+        client = AgentClient(
+            served.url, "agent", client_secret="s", auth_method="client_secret_post"
+        )
+        with client:
+            if where == "resource nonce":
+                with httpx.Client(auth=client.auth("t")) as http:
+                    assert http.get(served.url + "/document").status_code == 400  # not retried
+            else:
+                with pytest.raises(AgentError):
+                    client.client_credentials()
     finally:
         served.stop()

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hostile_publisher import Behaviour, hostile_publisher
 from verifier_support import (
     AS_KEY,
     STATUS_URI,
@@ -179,3 +180,42 @@ def test_a_url_httpx_refuses_is_unavailable_not_a_crash() -> None:
 
     with pytest.raises(UnavailableError):
         asyncio.run(fetch())
+
+
+def _fetch_both(url: str, **limits: Any) -> list[UnavailableError]:
+    """The sync and the async fetch of ``url``; each must refuse it."""
+    refusals = []
+    with httpx.Client(timeout=5) as client, pytest.raises(UnavailableError) as sync:
+        _http.get_json(client, url, **limits)
+    refusals.append(sync.value)
+
+    async def fetch() -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            await _http.aget_json(client, url, **limits)
+
+    with pytest.raises(UnavailableError) as async_:
+        asyncio.run(fetch())
+    refusals.append(async_.value)
+    return refusals
+
+
+def test_one_deadline_bounds_a_whole_fetch() -> None:
+    """Each byte arrives well within the read timeout; only a deadline on the whole fetch ends
+    it (the sync one at the first byte past it)."""
+    with hostile_publisher(Behaviour("drip", b'{"keys": []}' + b" " * 200, interval=0.05)) as url:
+        for refusal in _fetch_both(url, deadline=0.5):
+            assert "longer than 0.5 s" in refusal.description
+
+
+def test_the_size_cap_holds_while_the_body_arrives() -> None:
+    """An endless body is refused at the cap; it used to be read in full before the check."""
+    with hostile_publisher(Behaviour("endless")) as url:
+        for refusal in _fetch_both(url, max_bytes=100_000):
+            assert "more than 100000 bytes" in refusal.description
+
+
+def test_json_nested_too_deep_is_unavailable_not_a_crash() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    with hostile_publisher(Behaviour("body", body)) as url:
+        for refusal in _fetch_both(url, max_bytes=len(body)):
+            assert "did not send JSON" in refusal.description

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from deputize.keys.errors import error_description
 from deputize.server import accounts
 from deputize.server.client_auth import find_client
 from deputize.server.context import ServerContext
@@ -57,7 +58,7 @@ class RedirectError(Exception):
     def __init__(self, error: str, description: str) -> None:
         super().__init__(description)
         self.error = error
-        self.description = description
+        self.description = error_description(description)
 
 
 @dataclass(slots=True)
@@ -174,7 +175,8 @@ def validate(
     request.dpop_jkt = jkt
     max_age = _single(values, "max_age")
     if max_age is not None:
-        if not max_age.isdigit() or len(max_age) > 9:
+        # ASCII digits only: ``isdigit`` alone also passes "²", which ``int`` refuses.
+        if not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 9:
             raise RedirectError("invalid_request", "max_age must be a whole number of seconds")
         request.max_age = int(max_age)
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from deputize.keys import InvalidProofError, JoseError, verify_proof
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.keys.dpop import bound_key
+from deputize.keys.errors import error_description
 from deputize.server.context import ServerContext
 from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import json_response
@@ -26,6 +27,9 @@ _ALGS = " ".join(DPOP_ALGORITHMS)
 
 
 def _challenge(scheme: str, error: str, description: str, *, status: int = 401) -> Response:
+    # The description may quote a proof's header: in a quoted-string a '"' would end it, and a
+    # non-Latin-1 character cannot be sent at all (RFC 6750 §3).
+    description = error_description(description)
     value = f'{scheme} error="{error}", error_description="{description}"'
     if scheme == "DPoP":
         value += f', algs="{_ALGS}"'
