@@ -36,6 +36,7 @@ from delegation_support import (
     TOKEN_EXCHANGE,
     assertion,
     claims_of,
+    delegation_config,
     exchange,
     fresh_jti,
     introspect,
@@ -45,9 +46,13 @@ from delegation_support import (
     start_chain,
     user_token,
 )
+from signin_support import WEB_KEY, WEB_SECRET, Browser, sign_in_and_get_tokens
+from signin_support import start as start_with_sign_in
 
 from deputize.keys import SigningKey, sign
 from deputize.server import revocation
+from deputize.server.settings import parse_client
+from deputize.server.storage import clients as client_rows
 from deputize.server.storage.database import Database
 
 from support import LiveServer, ServerFactory
@@ -73,15 +78,17 @@ class Attack:
     status: int = 400
 
 
-def refused(server: LiveServer, send: Send, *, error: str, status: int = 400) -> None:
-    """Send the request: it must fail with ``status`` and ``error`` and issue no token."""
+def refused(server: LiveServer, send: Send, *, error: str, status: int = 400) -> dict[str, Any]:
+    """Send the request: it must fail with ``status`` and ``error`` and issue no token.
+    Returns the error body."""
     before = ledger(server)
     response = send()
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["error"] == error, body
     assert "access_token" not in body
     assert ledger(server).keys() == before.keys(), "a refused exchange issued a token"
+    return body
 
 
 def run(factory: ServerFactory, attack: Attack) -> None:
@@ -237,6 +244,18 @@ def scope_beyond_grant_cap(server: LiveServer) -> Send:
     return person_exchange(server, "agent-a", user_token(), scope="docs:read docs:write")
 
 
+def forbidden_scope_service_delegating_to_agent(server: LiveServer) -> Send:
+    """agent-a is a plain service here: it may hold payments:send for alice, and asks for it
+    to be passed on to the agent it delegates to — the agent is the new holder."""
+    t1 = start_chain(server)
+    assert "payments:send" in claims_of(t1)["scope"].split()
+    actor = own_token(server, "agent-b")
+    return lambda: exchange(server, "agent-a", t1, actor_token=actor,
+                            actor_token_type=ACCESS_TOKEN, scope="payments:send")  # fmt: skip
+
+
+SERVICE_A: dict[str, Any] = {"agent_overrides": {"agent-a": {"agent": False}}}
+"""agent-a registered as a plain (DPoP-bound) service, not an agent."""
 ONLY_AGENT_C_READS: dict[str, Any] = {"agent_overrides": {"agent-c": {"scopes": ["docs:read"]}}}
 CAPPED_GRANT: dict[str, Any] = {
     "grants": [{"subject": "alice", "agents": ["agent-a"], "scopes": ["docs:read"]}]
@@ -265,6 +284,8 @@ SCOPE_ATTACKS = [
                  id="rejects the forbidden agent scope when redeeming a hand-off"),
     pytest.param(Attack(scope_beyond_grant_cap, "invalid_scope", CAPPED_GRANT),
                  id="rejects scope beyond the cap of the grant that authorises the agent"),
+    pytest.param(Attack(forbidden_scope_service_delegating_to_agent, "invalid_scope", SERVICE_A),
+                 id="rejects the forbidden agent scope when a service delegates to an agent"),
 ]  # fmt: skip
 
 
@@ -310,6 +331,18 @@ def hand_off_to_resource_server(server: LiveServer) -> Send:
     return lambda: exchange(server, "agent-a", t1, audience="resource-server")
 
 
+def resource_actor_may_not_receive(server: LiveServer) -> Send:
+    """t1 is for DOCS and MAIL; agent-c may only receive DOCS, and MAIL is asked for it."""
+    t1 = start_chain(server)
+    assert claims_of(t1)["aud"] == [DOCS, MAIL]
+    actor = own_token(server, "agent-c")
+    return lambda: exchange(server, "agent-a", t1, actor_token=actor,
+                            actor_token_type=ACCESS_TOKEN, resource=MAIL)  # fmt: skip
+
+
+AGENT_C_DOCS_ONLY: dict[str, Any] = {"agent_overrides": {"agent-c": {"audiences": [DOCS]}}}
+
+
 AUDIENCE_ATTACKS = [
     pytest.param(Attack(resource_beyond_parent, "invalid_target"),
                  id="rejects a resource outside the parent token's audience"),
@@ -325,12 +358,65 @@ AUDIENCE_ATTACKS = [
                  id="treats a hand-off to a non-agent client as a resource and refuses it"),
     pytest.param(Attack(hand_off_to_resource_server, "invalid_target"),
                  id="treats a hand-off to the resource server as a resource and refuses it"),
+    pytest.param(Attack(resource_actor_may_not_receive, "invalid_target", AGENT_C_DOCS_ONLY),
+                 id="rejects delegating to an actor a resource in the parent it may not receive"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("attack", AUDIENCE_ATTACKS)
 def test_audience_only_narrows(server_factory: ServerFactory, attack: Attack) -> None:
     run(server_factory, attack)
+
+
+def test_audience_the_actor_may_not_receive_is_left_out(server_factory: ServerFactory) -> None:
+    """agent-a holds a token for DOCS and MAIL and delegates it, without naming a resource, to
+    agent-c, registered for DOCS only: MAIL must not pass to agent-c with the rest."""
+    server = start(server_factory, **AGENT_C_DOCS_ONLY)
+    t1 = start_chain(server)
+    assert claims_of(t1)["aud"] == [DOCS, MAIL]
+    t_c = delegate(server, "agent-a", t1, "agent-c")
+    assert claims_of(t_c)["aud"] == DOCS
+    assert introspect(server, t_c)["aud"] == DOCS
+
+
+def register_at_runtime(server: LiveServer, entry: Mapping[str, Any], *, replace: bool) -> None:
+    """``deputize clients add`` — after ``deputize clients remove`` when ``replace``: the
+    client as a database row, which every request reads afresh."""
+    client = parse_client(dict(entry), "test client", env={})
+
+    async def run() -> None:
+        db = Database(server.settings.async_database_url)
+        try:
+            async with db.begin() as conn:
+                if replace:
+                    assert await client_rows.remove(conn, client.client_id)
+                await client_rows.add(conn, client, int(server.clock()))
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_redemption_audience_follows_the_redeemers_narrowed_registration(
+    server_factory: ServerFactory,
+) -> None:
+    """Hand-offs to agent-d (a client registered at runtime) are made while it may receive
+    DOCS and MAIL; then the operator re-registers it for DOCS only.  Redeeming must not give
+    agent-d MAIL after all: asked for, it is ``invalid_target``; not asked for, left out."""
+    config = delegation_config()
+    entry = next(c for c in config["clients"] if c["client_id"] == "agent-d")
+    config["clients"].remove(entry)
+    server = server_factory.start(config)
+    register_at_runtime(server, entry, replace=False)
+    t1 = start_chain(server)
+    asking, plain = (hand_off(server, "agent-a", t1, "agent-d") for _ in range(2))
+    assert claims_of(asking)["resources"] == claims_of(plain)["resources"] == [DOCS, MAIL]
+
+    register_at_runtime(server, {**entry, "audiences": [DOCS]}, replace=True)
+
+    refused(server, lambda: redeem(server, "agent-d", asking, resource=MAIL),
+            error="invalid_target")  # fmt: skip
+    assert claims_of(ok(redeem(server, "agent-d", plain)))["aud"] == DOCS
 
 
 # --- depth and cycles ----------------------------------------------------------------------------
@@ -616,6 +702,21 @@ def test_refused_redemption_by_another_agent_does_not_use_up_the_hand_off(
     assert claims_of(ok(redeem(server, "agent-b", handoff)))["act"]["sub"] == "agent-b"
 
 
+def test_refused_redemption_by_its_recipient_uses_the_hand_off_up(
+    server_factory: ServerFactory,
+) -> None:
+    """agent-b, the named recipient, probes its hand-off with a request that is refused (scope
+    beyond the hand-off's), then redeems it properly: a hand-off is single-use, and a refused
+    redemption by its recipient counts as its one use."""
+    server = start(server_factory)
+    handoff = hand_off(server, "agent-a", start_chain(server), "agent-b", scope="docs:read")
+    refused(server, lambda: redeem(server, "agent-b", handoff, scope="docs:write"),
+            error="invalid_scope")  # fmt: skip
+    body = refused(server, lambda: redeem(server, "agent-b", handoff), error="invalid_grant")
+    assert "already been used" in body["error_description"]
+    assert ledger(server)[claims_of(handoff)["jti"]].redeemed_at is not None
+
+
 # --- subject tokens ------------------------------------------------------------------------------
 
 
@@ -861,6 +962,66 @@ def test_only_authorised_actors_act(server_factory: ServerFactory, attack: Attac
     run(server_factory, attack)
 
 
+UNBOUND_SERVICE_B: dict[str, Any] = {
+    "agent_overrides": {"agent-b": {"agent": False, "dpop_bound_access_tokens": False}}
+}
+
+
+def test_actor_token_not_bound_to_a_key_is_refused(server_factory: ServerFactory) -> None:
+    """agent-b is a service allowed plain bearer tokens.  Its bearer token (or a copy of it,
+    which anyone who saw it holds) is named as the actor: delegating to it would mint a token
+    bound to no key, stripping the binding of agent-a's token.  The same service's DPoP-bound
+    token is accepted, and the token is bound to its key."""
+    server = start(server_factory, **UNBOUND_SERVICE_B)
+    t1 = start_chain(server)
+    response = server.client.post(
+        "/token", data={"grant_type": "client_credentials", **assertion(server, "agent-b")}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "Bearer"
+    bearer = response.json()["access_token"]
+    assert "cnf" not in claims_of(bearer)
+    refused(server, lambda: exchange(server, "agent-a", t1, actor_token=bearer,
+                                     actor_token_type=ACCESS_TOKEN),
+            error="invalid_grant")  # fmt: skip
+
+    t_b = delegate(server, "agent-a", t1, "agent-b")
+    assert claims_of(t_b)["cnf"] == {"jkt": DPOP_KEYS["agent-b"].public.thumbprint}
+
+
+# --- rule 4 again when a person's own token is redeemed from a hand-off --------------------------
+
+
+def test_hand_off_of_a_persons_token_is_not_redeemed_once_the_consent_lapses(
+    server_factory: ServerFactory,
+) -> None:
+    """alice signs in to the web app and consents to it and to agent-c acting for her, for 60
+    seconds.  The web app hands her own token off to agent-c while the consent is live; the
+    consent then lapses (nothing is revoked: it expires), and agent-c redeems the still-valid
+    hand-off.  Rule 4 must be checked again at redemption: agent-c may not start acting for
+    alice on an authorisation that no longer exists."""
+    server = start_with_sign_in(server_factory, sign_in={"consent_lifetime": 60})
+    browser = Browser(server)
+    try:
+        person = sign_in_and_get_tokens(server, browser)["access_token"]
+    finally:
+        browser.close()
+    server.clock.offset += 30
+    response = server.client.post(
+        "/token",
+        data={"grant_type": TOKEN_EXCHANGE, "subject_token": person,
+              "subject_token_type": ACCESS_TOKEN, "audience": "agent-c"},
+        headers={"DPoP": server.proof(WEB_KEY, access_token=person),
+                 **server.basic("web-app", WEB_SECRET)},
+    )  # fmt: skip
+    handoff = ok(response)
+    assert "act" not in claims_of(handoff)  # a person's own token, handed on: rule 4 applies
+    server.clock.offset += 31  # the consent has lapsed; the hand-off and alice's token have not
+    assert server.clock() < claims_of(handoff)["exp"] < claims_of(person)["exp"]
+    body = refused(server, lambda: redeem(server, "agent-c", handoff), error="invalid_grant")
+    assert "not authorised" in body["error_description"]
+
+
 # --- task and request shape ----------------------------------------------------------------------
 
 
@@ -992,6 +1153,21 @@ def test_forbidden_agent_scope_is_left_out_when_not_requested(server: LiveServer
         assert "payments:send" not in claims_of(token)["scope"].split()
 
 
+def test_forbidden_agent_scope_is_left_out_when_a_service_delegates_to_an_agent(
+    server_factory: ServerFactory,
+) -> None:
+    """agent-a is a plain service that holds payments:send for alice; it delegates its token
+    to agent-b, an agent, without narrowing the scope: the agent is the new holder, so the
+    forbidden agent scope must be left out of its token."""
+    server = start(server_factory, **SERVICE_A)
+    t1 = start_chain(server)
+    assert claims_of(t1)["scope"] == "docs:read docs:write mail:send payments:send"
+    t_b = delegate(server, "agent-a", t1, "agent-b")
+    assert claims_of(t_b)["act"]["sub"] == "agent-b"
+    assert claims_of(t_b)["scope"] == "docs:read docs:write mail:send"
+    assert introspect(server, t_b)["scope"] == "docs:read docs:write mail:send"
+
+
 def test_no_child_outlives_a_short_lived_parent(server: LiveServer) -> None:
     person = user_token(lifetime=60)
     first = exchange(server, "agent-a", person, subject_type=JWT)
@@ -1034,6 +1210,24 @@ def test_client_max_token_lifetime_caps_its_tokens(server_factory: ServerFactory
     assert claims_of(t_c)["exp"] <= claims_of(t1)["exp"]
 
 
+def test_actor_max_token_lifetime_caps_the_token_delegated_to_it(
+    server_factory: ServerFactory,
+) -> None:
+    """agent-a, which has no ceiling, delegates its 300-second token to agent-c, whose
+    registration caps its tokens at 30 seconds: the ceiling is the new holder's, not the
+    requester's, so agent-c must not get a token that outlives its own limit."""
+    server = start(server_factory, agent_overrides={"agent-c": {"max_token_lifetime": 30}})
+    t1 = start_chain(server)
+    assert claims_of(t1)["exp"] - claims_of(t1)["iat"] == 300
+    response = exchange(server, "agent-a", t1, actor_token=own_token(server, "agent-c"),
+                        actor_token_type=ACCESS_TOKEN)  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["expires_in"] == 30
+    t_c = response.json()["access_token"]
+    assert claims_of(t_c)["act"]["sub"] == "agent-c"
+    assert claims_of(t_c)["exp"] - claims_of(t_c)["iat"] == 30
+
+
 def test_second_hop_within_max_depth_is_allowed(server_factory: ServerFactory) -> None:
     server = start(server_factory, max_depth=2)
     t2 = delegate(server, "agent-a", start_chain(server), "agent-b")
@@ -1073,9 +1267,11 @@ def test_task_flows_to_every_child(server: LiveServer) -> None:
     t1 = start_chain(server, task="quarterly-report")
     same = ok(exchange(server, "agent-a", t1, task="quarterly-report"))
     handoff = hand_off(server, "agent-a", t1, "agent-b")
+    assert introspect(server, handoff)["task"] == "quarterly-report"  # inactive once redeemed
     t2 = ok(redeem(server, "agent-b", handoff))
     t3 = delegate(server, "agent-b", t2, "agent-c")
-    for token in (t1, same, handoff, t2, t3):
+    assert claims_of(handoff)["task"] == "quarterly-report"
+    for token in (t1, same, t2, t3):
         assert claims_of(token)["task"] == "quarterly-report"
         assert introspect(server, token)["task"] == "quarterly-report"
 

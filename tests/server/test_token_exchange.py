@@ -104,3 +104,20 @@ def test_audience_widening_is_refused(server: LiveServer) -> None:
     response = exchange(server, "agent-a", t1, resource=MAIL)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_target"
+
+
+def test_introspection_tells_a_hand_off_apart_and_ends_it_at_redemption(
+    server: LiveServer,
+) -> None:
+    """A hand-off is no access token: introspection says ``N_A`` (RFC 8693 §2.2.1), not the
+    ``Bearer`` it used to report for an unbound token, and once redeemed it is inactive."""
+    handoff = exchange(server, "agent-a", start_chain(server), audience="agent-b")
+    assert handoff.status_code == 200, handoff.text
+    h = handoff.json()["access_token"]
+    seen = introspect(server, h)
+    assert seen["active"] is True
+    assert seen["token_type"] == "N_A"
+    assert seen["aud"] == "agent-b"
+    assert "cnf" not in seen
+    assert exchange(server, "agent-b", h, ath=False).status_code == 200
+    assert introspect(server, h) == {"active": False}

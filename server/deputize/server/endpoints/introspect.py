@@ -21,6 +21,7 @@ from deputize.server.own_tokens import verify_own_token
 from deputize.server.responses import json_response
 from deputize.server.storage import tokens
 from deputize.server.storage.request_store import SqlStore
+from deputize.server.storage.tokens import HANDOFF
 
 INACTIVE = {"active": False}
 _CLAIMS = (
@@ -60,8 +61,18 @@ async def introspect(request: Request) -> Response:
                 or claims.get("client_id") == client.client_id
                 or client.client_id in audiences
             )
-            if record is not None and record.revoked_at is None and permitted:
+            # A hand-off is single-use: once redeemed, it can do nothing more.
+            if (
+                record is not None
+                and record.revoked_at is None
+                and record.redeemed_at is None
+                and permitted
+            ):
                 result = {"active": True, **{k: claims[k] for k in _CLAIMS if k in claims}}
-                # RFC 9449 §6.2: say how the token must be presented.
-                result["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
+                # RFC 9449 §6.2: say how the token must be presented.  A hand-off is presented
+                # nowhere but here, by its recipient: not an access token (RFC 8693 §2.2.1).
+                if record.kind == HANDOFF:
+                    result["token_type"] = "N_A"
+                else:
+                    result["token_type"] = "DPoP" if "cnf" in claims else "Bearer"
     return json_response(result)
