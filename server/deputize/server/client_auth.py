@@ -93,11 +93,13 @@ async def authenticate_client(
     client = await find_client(ctx, store, client_id)
     if client is None or client.client_secret_hash is None:
         verify_secret(secret, _DUMMY_HASH)  # same work whether or not the client exists
-        raise InvalidClientError("client authentication failed")
+        raise InvalidClientError("client authentication failed", client_id=client_id)
     if not verify_secret(secret, client.client_secret_hash):
-        raise InvalidClientError("client authentication failed")
+        raise InvalidClientError("client authentication failed", client_id=client_id)
     if client.token_endpoint_auth_method != method:
-        raise InvalidClientError(f"client is registered for {client.token_endpoint_auth_method}")
+        raise InvalidClientError(
+            f"client is registered for {client.token_endpoint_auth_method}", client_id=client_id
+        )
     return client
 
 
@@ -166,7 +168,7 @@ async def _private_key_jwt(
         raise InvalidRequestError("client_id does not match the client assertion")
     client = await find_client(ctx, store, client_id)
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
-        raise InvalidClientError("client authentication failed")
+        raise InvalidClientError("client authentication failed", client_id=client_id)
     keys = await _client_keys(ctx, client, refresh=False)
     key = keys.find_for_header(header)
     if key is None and client.jwks_uri is not None:
@@ -174,7 +176,9 @@ async def _private_key_jwt(
         keys = await _client_keys(ctx, client, refresh=True)
         key = keys.find_for_header(header)
     if key is None:
-        raise InvalidClientError("no registered key of the client matches the assertion")
+        raise InvalidClientError(
+            "no registered key of the client matches the assertion", client_id=client_id
+        )
     settings = ctx.settings
     try:
         key.verify(header["alg"], signing_input, signature)
@@ -190,9 +194,11 @@ async def _private_key_jwt(
         check_audience(claims, {settings.issuer, settings.token_endpoint, endpoint})
         jti = string_claim(claims, "jti", max_length=200)
     except JoseError as exc:
-        raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
+        raise InvalidClientError(
+            f"invalid client assertion: {exc.description}", client_id=client_id
+        ) from None
     # RFC 7523 §3 item 7: single use — remember the jti until the assertion expires.
     exp = int(claims["exp"]) + _LEEWAY + 1
     if not await store.remember(_replay_key(client_id, jti), exp):
-        raise InvalidClientError("client assertion has already been used")
+        raise InvalidClientError("client assertion has already been used", client_id=client_id)
     return client

@@ -37,9 +37,14 @@ class InvalidClientError(OAuthError):
     error = "invalid_client"
     status_code = 401
 
-    def __init__(self, description: str, *, debug: str | None = None) -> None:
+    def __init__(
+        self, description: str, *, debug: str | None = None, client_id: str | None = None
+    ) -> None:
         super().__init__(description, debug=debug)
         self.headers["WWW-Authenticate"] = 'Basic realm="deputize"'
+        #: The client the request claimed to be, from wherever it said so (Basic credentials,
+        #: the form, an assertion's ``sub``), for the audit entry; never proven.
+        self.client_id = client_id
 
 
 class InvalidGrantError(OAuthError):

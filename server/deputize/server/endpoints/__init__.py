@@ -10,7 +10,7 @@ from typing import cast
 from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from deputize.server.errors import OAuthError
+from deputize.server.errors import InvalidClientError, OAuthError
 from deputize.server.settings import TOKEN_EXCHANGE
 from deputize.server.storage import audit
 from deputize.server.storage.database import Database
@@ -43,6 +43,10 @@ class Refusal:
         else:
             name = audit.TOKEN_REFUSED
         client_id = self.client_id
+        if isinstance(exc, InvalidClientError) and exc.client_id is not None:
+            # Claimed in Basic credentials or an assertion; Basic's may even hold a NUL, which
+            # PostgreSQL's text refuses.
+            client_id = exc.client_id.replace("\x00", "?")
         if client_id is not None and len(client_id) > _CLIENT_ID_COLUMN:
             # Still only claimed by the request (no client has such an id), and longer than
             # the audit column: keep its start, marked as cut.
@@ -58,6 +62,15 @@ class Refusal:
             if self.grant_type
             else {"endpoint": self.endpoint},
         )
+
+
+async def record_refusal(db: Database, refusal: Refusal, exc: OAuthError, now: int) -> None:
+    """Audit a refusal decided before the request's transaction began (a malformed form, a
+    bad DPoP proof), in a transaction of its own."""
+    event = refusal.event(exc)
+    if event is not None:
+        async with db.begin() as conn:
+            await audit.append(conn, event, now)
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from deputize.keys import DPoPProof
 from deputize.server.client_auth import authenticate_client
 from deputize.server.context import ServerContext
 from deputize.server.dpop_state import remember_proof, screen_proof
-from deputize.server.endpoints import Refusal, request_transaction
+from deputize.server.endpoints import Refusal, record_refusal, request_transaction
 from deputize.server.errors import (
     InvalidRequestError,
     OAuthError,
@@ -114,19 +114,25 @@ async def token(request: Request) -> Response:
     nonce = ctx.nonces.current(now) if settings.dpop_require_nonce else None
     refusal = Refusal("token")
     try:
-        form = await read_form(
-            request, max_bytes=settings.max_body_bytes, repeatable=request.app.state.repeatable
-        )
-        refusal.grant_type = form.get("grant_type")
-        refusal.client_id = form.get("client_id")  # as claimed, until authenticated
-        proof = screen_proof(
-            request.headers.getlist("dpop"),
-            settings=settings,
-            nonces=ctx.nonces,
-            method="POST",
-            url=settings.token_endpoint,
-            now=now,
-        )
+        try:
+            form = await read_form(
+                request, max_bytes=settings.max_body_bytes, repeatable=request.app.state.repeatable
+            )
+            refusal.grant_type = form.get("grant_type")
+            refusal.client_id = form.get("client_id")  # as claimed, until authenticated
+            proof = screen_proof(
+                request.headers.getlist("dpop"),
+                settings=settings,
+                nonces=ctx.nonces,
+                method="POST",
+                url=settings.token_endpoint,
+                now=now,
+            )
+        except OAuthError as exc:
+            # Refused before the request's transaction: audited on its own (not a nonce
+            # challenge, which is a protocol step; Refusal.event leaves it out).
+            await record_refusal(ctx.db, refusal, exc, now)
+            raise
         body = await _decide_batched(request, form, proof, now)
         if body is None:
             async with request_transaction(ctx.db, refusal, now) as conn:
