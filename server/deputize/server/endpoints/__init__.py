@@ -44,13 +44,14 @@ class Refusal:
             name = audit.TOKEN_REFUSED
         client_id = self.client_id
         if isinstance(exc, InvalidClientError) and exc.client_id is not None:
-            # Claimed in Basic credentials or an assertion; Basic's may even hold a NUL, which
-            # PostgreSQL's text refuses.
-            client_id = exc.client_id.replace("\x00", "?")
-        if client_id is not None and len(client_id) > _CLIENT_ID_COLUMN:
-            # Still only claimed by the request (no client has such an id), and longer than
-            # the audit column: keep its start, marked as cut.
-            client_id = client_id[: _CLIENT_ID_COLUMN - 1] + "…"
+            client_id = exc.client_id  # claimed in Basic credentials or an assertion
+        if client_id is not None:
+            # Only claimed by the request, so it fits the audit column as it can: a NUL (from
+            # percent-decoded Basic credentials) PostgreSQL's text refuses, and no client has
+            # an id longer than the column; keep its start, marked as cut.
+            client_id = client_id.replace("\x00", "?")
+            if len(client_id) > _CLIENT_ID_COLUMN:
+                client_id = client_id[: _CLIENT_ID_COLUMN - 1] + "…"
         return audit.AuditEvent(
             event=name,
             client_id=client_id,
