@@ -723,3 +723,20 @@ def test_assertion_replay_keys_never_change() -> None:
     for client_id in samples:
         for jti in samples:
             assert _replay_key(client_id, jti) == reference(client_id, jti)
+
+
+@pytest.mark.parametrize("alg", ['a"b', "a\\b", "\u20ac256", "A" * 60], ids=[
+    "a quote", "a backslash", "non-ASCII", "long (cut)"])  # fmt: skip
+def test_a_refusal_quoting_the_request_keeps_to_rfc_6749s_characters(
+    server: LiveServer, alg: str
+) -> None:
+    """The refusal names the assertion's ``alg``; RFC 6749 §5.2 allows only %x20-21 / %x23-5B /
+    %x5D-7E in ``error_description``.  The raw value used to be sent, quote, backslash and
+    non-ASCII alike (and "…" where it was cut)."""
+    assertion = compact({"alg": alg, "typ": "JWT", "kid": AGENT_KEY.kid}, base_claims(server),
+                        b"sig")  # fmt: skip
+    response = token_request(server, assertion_form(assertion), dpop=False)
+    assert_error(response, 401, "invalid_client")
+    description = response.json()["error_description"]
+    assert "alg" in description
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description), description

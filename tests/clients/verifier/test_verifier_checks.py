@@ -6,6 +6,7 @@ status lists over HTTP are in ``test_verifier_live.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -347,3 +348,23 @@ def test_every_error_has_a_challenge_without_the_token(clock: Clock) -> None:
     assert challenge.startswith('DPoP error="invalid_token", error_description="')
     assert 'algs="ES256"' in challenge
     assert token not in challenge
+
+
+@pytest.mark.parametrize("alg", ['a"b', "\u20ac256", "A" * 60], ids=[
+    "a quote", "non-ASCII", "long (cut)"])  # fmt: skip
+def test_a_refusal_quoting_the_proof_keeps_to_rfc_6749s_characters(clock: Clock, alg: str) -> None:
+    """The refusal names the proof's ``alg``.  Its description goes into the JSON body the
+    adapters send as it is; only the challenge header used to be cleaned, so the body carried
+    the quote, the non-ASCII text and the "…" of a cut value."""
+    token = make_token(clock)
+    header = {"typ": "dpop+jwt", "alg": alg, "jwk": AGENT_KEY.public_jwk()}
+    claims = {"jti": "j", "htm": "GET", "htu": URL, "iat": int(clock()),
+              "ath": access_token_hash(token)}  # fmt: skip
+    segments = [b64url_encode(json.dumps(part).encode()) for part in (header, claims)]
+    proof = ".".join([*segments, "AAAA"])
+    with pytest.raises(VerificationError) as caught:
+        check(pinned(clock), token, proof)
+    description = caught.value.description
+    assert "alg" in description
+    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in description), description
+    assert description in caught.value.headers()["WWW-Authenticate"]
