@@ -20,9 +20,9 @@ import httpx
 from delegation_support import DOCS, MAIL, TOKEN_EXCHANGE, assertion, delegation_config
 
 from deputize.keys import SigningKey
-from deputize.server import accounts
-from deputize.server.client_secrets import hash_secret
-from deputize.server.passwords import hash_password
+from deputize.server.accounts import actions as accounts
+from deputize.server.accounts.passwords import hash_password
+from deputize.server.clients.secrets import hash_secret
 from deputize.server.storage import users
 from deputize.server.storage.database import Database
 

@@ -44,7 +44,7 @@ AGENT_KEY = SigningKey.generate("ES256")
 
 def standard_clients() -> list[dict[str, Any]]:
     """Config entries (as YAML would give them) for the clients most tests use."""
-    from deputize.server.client_secrets import hash_secret
+    from deputize.server.clients.secrets import hash_secret
 
     return [
         {

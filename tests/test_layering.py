@@ -102,3 +102,139 @@ def test_clients_do_not_load_the_server(package: str) -> None:
     loaded = _modules_after_import(f"deputize.{package}")
     assert f"deputize.{package}" in loaded
     assert _loaded(loaded, ("deputize.server", *SERVER_ONLY, "fastapi")) == []
+
+
+# --- inside the server: layers by subpackage, and no import circle ------------------------------
+
+SERVER = REPO / "server" / "deputize" / "server"
+
+#: The only modules at the top of ``deputize.server``: what every layer shares or the whole app
+#: wires together.  A new capability arrives as a subpackage of its own (STYLE.md §9.1).
+TOP_LEVEL_MODULES = {"__init__", "app", "context", "errors", "keyring", "settings"}
+
+#: The bottom layers, and the only parts of the server they may import: they never reach up
+#: into the layers that use them.
+MAY_IMPORT_ONLY: dict[str, set[str]] = {
+    "storage": {"settings", "errors"},
+    "http": {"settings", "errors", "storage"},
+}
+
+#: What each upper layer must never import: whatever calls it.
+MAY_NOT_IMPORT: dict[str, set[str]] = {
+    "tokens": {"accounts", "app", "cli", "delegation", "endpoints", "grants"},
+    "clients": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "tokens"},
+    "accounts": {"app", "cli", "delegation", "endpoints", "grants"},
+    "delegation": {"accounts", "app", "cli", "endpoints", "grants"},
+    "grants": {"app", "cli", "endpoints"},
+    "endpoints": {"app", "cli"},
+    "app": {"cli"},
+}
+
+
+def _server_module_name(path: Path) -> str:
+    parts = list(path.relative_to(SERVER).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["deputize", "server", *parts])
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """The server modules ``path`` imports when it runs: at the top or inside functions, but not
+    under ``if TYPE_CHECKING:`` (annotations only, never executed)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            node.body = []
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                if name in modules:
+                    found.add(name)
+                elif node.module in modules:
+                    found.add(node.module)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server_imports() -> dict[str, set[str]]:
+    paths = [p for p in SERVER.rglob("*.py") if "migrations" not in p.relative_to(SERVER).parts]
+    modules = {_server_module_name(p): p for p in paths}
+    return {name: _runtime_imports(path, set(modules)) for name, path in modules.items()}
+
+
+def test_the_server_top_level_holds_only_shared_modules() -> None:
+    top = {p.stem for p in SERVER.glob("*.py")}
+    assert top == TOP_LEVEL_MODULES, "put a new capability in a subpackage of its own"
+
+
+def test_no_module_of_the_server_is_a_crowd() -> None:
+    # STYLE.md §8.3: aim for 300 lines, review anything over 500.
+    crowded = [
+        f"{p.relative_to(SERVER)}: {n} lines"
+        for p in SERVER.rglob("*.py")
+        if "migrations" not in p.parts
+        and (n := len(p.read_text(encoding="utf-8").splitlines())) > 650
+    ]
+    assert crowded == []
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[2] if module.count(".") >= 2 else "__init__"
+
+
+def _reaches_up(layer: str, target: str) -> bool:
+    if layer == target:
+        return False
+    if layer in MAY_IMPORT_ONLY:
+        return target not in MAY_IMPORT_ONLY[layer]
+    return target in MAY_NOT_IMPORT.get(layer, set())
+
+
+def test_no_layer_of_the_server_reaches_up(server_imports: dict[str, set[str]]) -> None:
+    offenders = sorted(
+        f"{module} imports {target}"
+        for module, targets in server_imports.items()
+        for target in targets
+        if _reaches_up(_layer(module), _layer(target))
+    )
+    assert offenders == []
+
+
+def test_the_server_has_no_import_circle(server_imports: dict[str, set[str]]) -> None:
+    """Tarjan's strongly connected components over the module graph: any with two or more
+    modules (or a module importing itself) is a circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in server_imports[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in server_imports[node]:
+                circles.append(sorted(component))
+
+    for module in sorted(server_imports):
+        if module not in index:
+            visit(module)
+    assert circles == []

@@ -22,7 +22,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from deputize.keys import SigningKey
-from deputize.server.client_secrets import hash_secret
+from deputize.server.clients.secrets import hash_secret
 
 from support import API, SECRETS, LiveServer, ServerFactory, standard_clients
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from deputize.server.access_log import RedactQuery, redact
+from deputize.server.http.access_log import RedactQuery, redact
 
 
 @pytest.mark.parametrize(

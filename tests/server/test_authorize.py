@@ -378,7 +378,7 @@ def test_unknown_user_names_lock_too(server: LiveServer, browser: Browser) -> No
 def test_a_disabled_user_cannot_sign_in(server: LiveServer, browser: Browser) -> None:
     from signin_support import run_db
 
-    from deputize.server import accounts
+    from deputize.server.accounts import actions as accounts
 
     run_db(server, lambda conn: accounts.disable_user(conn, "bob", 1, by="test"))
     response = browser.sign_in("bob")

@@ -16,7 +16,7 @@ import yaml
 
 from deputize.keys import SigningKey
 from deputize.server.cli import main
-from deputize.server.client_secrets import MIN_SECRET_LENGTH, hash_secret
+from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret
 from deputize.server.settings import (
     ENV_CLIENT_SECRET_PREFIX,
     ENV_DATABASE_URL,

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from deputize.keys import SigningKey, sign
-from deputize.server.client_secrets import hash_secret
+from deputize.server.clients.secrets import hash_secret
 
 from support import (
     AGENT_KEY,
@@ -712,7 +712,7 @@ def test_assertion_replay_keys_never_change() -> None:
     import hashlib
     import json
 
-    from deputize.server.client_auth import _replay_key
+    from deputize.server.clients.auth import _replay_key
 
     def reference(client_id: str, jti: str) -> str:
         digest = hashlib.sha256(json.dumps([client_id, jti]).encode("utf-8")).digest()

@@ -50,10 +50,10 @@ from signin_support import WEB_KEY, WEB_SECRET, Browser, sign_in_and_get_tokens
 from signin_support import start as start_with_sign_in
 
 from deputize.keys import SigningKey, sign
-from deputize.server import revocation
 from deputize.server.settings import parse_client
 from deputize.server.storage import clients as client_rows
 from deputize.server.storage.database import Database
+from deputize.server.tokens import revocation
 
 from support import LiveServer, ServerFactory
 

@@ -10,7 +10,7 @@ import pytest
 from starlette.requests import Request
 
 from deputize.server.errors import PayloadTooLargeError
-from deputize.server.form import _MAX_FIELDS, _pairs, read_form
+from deputize.server.http.form import _MAX_FIELDS, _pairs, read_form
 
 # Separators, escapes (valid, truncated, invalid UTF-8), spaces, NUL and non-ASCII.
 _PIECES = ["a", "b", "=", "&", ";", "+", "%", "%2", "%41", "%2B", "%26", "%3D", "%C3%A9", "%ff",

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from deputize.keys import SigningKey, parse, sign
-from deputize.server.client_secrets import hash_secret
+from deputize.server.clients.secrets import hash_secret
 from deputize.server.storage import keys as key_rows
 from deputize.server.storage.database import Database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 
-from deputize.server.minting import new_jti
+from deputize.server.tokens.minting import new_jti
 
 
 def test_jti_is_the_time_then_144_random_bits() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deputize.server.recent_misses import RecentMisses
+from deputize.server.clients.recent_misses import RecentMisses
 
 
 def test_a_miss_is_remembered_for_its_ttl_only() -> None:

@@ -18,7 +18,7 @@ import pytest
 from hostile_publisher import Behaviour, hostile_publisher
 
 from deputize.keys import SigningKey
-from deputize.server.remote_jwks import MAX_JWKS_BYTES, JWKSFetchError, RemoteJWKS
+from deputize.server.clients.remote_jwks import MAX_JWKS_BYTES, JWKSFetchError, RemoteJWKS
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from deputize.keys import SigningKey
-from deputize.server.client_secrets import hash_secret, verify_secret
+from deputize.server.clients.secrets import hash_secret, verify_secret
 from deputize.server.settings import (
     ConfigError,
     Settings,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from deputize.server.client_secrets import hash_secret
+from deputize.server.clients.secrets import hash_secret
 from deputize.server.settings import ConfigError, parse_settings
 
 SECRET_HASH = hash_secret("s" * 40)

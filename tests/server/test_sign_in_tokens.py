@@ -402,7 +402,7 @@ def test_withdrawal_racing_exchanges_leaves_nothing_live(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from deputize.server import accounts
+    from deputize.server.accounts import actions as accounts
     from deputize.server.storage.tables import issued_tokens
 
     tokens = sign_in_and_get_tokens(server, browser)

@@ -13,11 +13,11 @@ from sqlalchemy import event
 
 from deputize.keys import KeySet, parse
 from deputize.keys._b64 import b64url_decode
-from deputize.server.revocation import revoke
 from deputize.server.settings import async_database_url
-from deputize.server.status_list import LIST_SIZE, StatusAllocator
 from deputize.server.storage.database import Database
 from deputize.server.storage.request_store import SqlStore
+from deputize.server.tokens.revocation import revoke
+from deputize.server.tokens.status_list import LIST_SIZE, StatusAllocator
 
 from support import Clock, LiveServer, ServerFactory
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from deputize.keys import KeySet, SigningKey, parse
-from deputize.server.client_secrets import hash_secret
+from deputize.server.clients.secrets import hash_secret
 
 from support import (
     API,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from deputize.server.turns import Turns
+from deputize.server.http.turns import Turns
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 

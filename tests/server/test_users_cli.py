@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deputize.server.accounts.passwords import verify_password
 from deputize.server.cli import main
-from deputize.server.passwords import verify_password
 from deputize.server.settings import ENV_DATABASE_URL, ENV_ISSUER, async_database_url
 from deputize.server.storage import users
 from deputize.server.storage.database import Database

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deputize.server.verified_tokens import VerifiedTokens
+from deputize.server.tokens.verified_tokens import VerifiedTokens
 
 
 def test_a_changed_key_set_empties_the_cache() -> None:
@@ -66,7 +66,7 @@ def test_parsed_subject_ceilings_are_kept_per_ledger_kind() -> None:
     from typing import Any
 
     from deputize.server.storage.tokens import DELEGATION, HANDOFF
-    from deputize.server.subject_tokens import _parsed
+    from deputize.server.tokens.subject_tokens import _parsed
 
     ctx: Any = SimpleNamespace(own_tokens=VerifiedTokens())
     ctx.own_tokens.get("token", object())

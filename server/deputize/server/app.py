@@ -19,8 +19,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from deputize.keys.nonces import NonceSource
+from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
-from deputize.server.cors import CORS, public_client_origins
 from deputize.server.endpoints.account import account, revoke_consent
 from deputize.server.endpoints.authorize import authorize
 from deputize.server.endpoints.introspect import introspect
@@ -32,15 +32,15 @@ from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
 from deputize.server.endpoints.userinfo import userinfo
 from deputize.server.errors import OAuthError
-from deputize.server.grants import registry
+from deputize.server.grants.registry import registry
+from deputize.server.http.cors import CORS, public_client_origins
+from deputize.server.http.responses import error_response, json_response
 from deputize.server.keyring import Keyring
-from deputize.server.remote_jwks import RemoteJWKS
-from deputize.server.responses import error_response, json_response
 from deputize.server.settings import Settings
-from deputize.server.status_list import PATH as STATUS_LIST_PATH
-from deputize.server.status_list import StatusAllocator, StatusListPublisher
 from deputize.server.storage import codes, refresh, replay, secrets, sessions, tokens, users
 from deputize.server.storage.database import Database
+from deputize.server.tokens.status_list import PATH as STATUS_LIST_PATH
+from deputize.server.tokens.status_list import StatusAllocator, StatusListPublisher
 
 logger = logging.getLogger("deputize.server")
 

@@ -10,14 +10,14 @@ import httpx
 
 from deputize.keys import KeySet
 from deputize.keys.nonces import NonceSource
+from deputize.server.clients.recent_misses import RecentMisses
+from deputize.server.clients.remote_jwks import RemoteJWKS
+from deputize.server.http.turns import Turns
 from deputize.server.keyring import Keyring
-from deputize.server.recent_misses import RecentMisses
-from deputize.server.remote_jwks import RemoteJWKS
 from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
-from deputize.server.status_list import StatusAllocator, StatusListPublisher
 from deputize.server.storage.database import Database
-from deputize.server.turns import Turns
-from deputize.server.verified_tokens import VerifiedTokens
+from deputize.server.tokens.status_list import StatusAllocator, StatusListPublisher
+from deputize.server.tokens.verified_tokens import VerifiedTokens
 
 
 @dataclass(slots=True)
@@ -40,7 +40,7 @@ class ServerContext:
     non_clients: RecentMisses = field(default_factory=lambda: RecentMisses(ttl=5.0))
     #: Our own tokens already verified, by token string (``own_tokens.verify_own_token``).
     own_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
-    #: Key for the sign-in pages' CSRF tokens, shared by all instances (``web.py``).
+    #: Key for the sign-in pages' CSRF tokens, shared by all instances (``http/web.py``).
     page_key: bytes = b""
-    #: Token requests start a few per pass of the event loop (``turns.py``).
+    #: Token requests start a few per pass of the event loop (``http/turns.py``).
     turns: Turns = field(default_factory=Turns)

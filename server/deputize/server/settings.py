@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
-from deputize.server.client_secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 #: RFC 7591 §2: a public client (a browser or native app) that holds no credential.  It may

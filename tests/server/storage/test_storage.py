@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
-from deputize.server.client_secrets import hash_secret
+from deputize.server.clients.secrets import hash_secret
 from deputize.server.settings import ClientConfig, ConfigError, async_database_url
 from deputize.server.storage import clients, keys, replay, secrets, tokens
 from deputize.server.storage.database import Database

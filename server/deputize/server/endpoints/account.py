@@ -8,14 +8,14 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from deputize.server import accounts
-from deputize.server.client_auth import find_client
+from deputize.server.accounts import actions as accounts
+from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
-from deputize.server.scope_words import describe_all
+from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.storage import consents
 from deputize.server.storage.request_store import SqlStore
-from deputize.server.web import Browser, PageError, redirect, render
+from deputize.server.tokens.scope_words import describe_all
 
 
 def _sign_in(ctx: ServerContext) -> Response:

@@ -29,18 +29,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deputize.keys.errors import error_description
-from deputize.server import accounts
-from deputize.server.client_auth import find_client
+from deputize.server.accounts import actions as accounts
+from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
 from deputize.server.errors import OAuthError
-from deputize.server.form import Form
-from deputize.server.scope_words import OIDC_SCOPES, describe_all
-from deputize.server.scopes import parse_scope, select_audience
+from deputize.server.http.form import Form
+from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.settings import AUTHORIZATION_CODE, ClientConfig
 from deputize.server.storage import audit, codes, consents, sessions
 from deputize.server.storage.request_store import SqlStore
-from deputize.server.web import Browser, PageError, redirect, render
+from deputize.server.tokens.scope_words import OIDC_SCOPES, describe_all
+from deputize.server.tokens.scopes import parse_scope, select_audience
 
 CONSENT_DENIED: Final = "consent_denied"
 _B64_256: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # a base64url SHA-256 (PKCE S256, jkt)

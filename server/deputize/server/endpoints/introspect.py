@@ -13,15 +13,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from deputize.server.client_auth import authenticate_client
+from deputize.server.clients.auth import authenticate_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints import Refusal, request_transaction
-from deputize.server.form import read_form
-from deputize.server.own_tokens import verify_own_token
-from deputize.server.responses import json_response
+from deputize.server.http.form import read_form
+from deputize.server.http.responses import json_response
 from deputize.server.storage import tokens
 from deputize.server.storage.request_store import SqlStore
 from deputize.server.storage.tokens import HANDOFF
+from deputize.server.tokens.own_tokens import verify_own_token
 
 INACTIVE = {"active": False}
 _CLAIMS = (

@@ -20,13 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deputize.keys import JoseError, parse
-from deputize.server.client_auth import find_client
+from deputize.server.accounts.passwords import verify_password
+from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
-from deputize.server.passwords import verify_password
-from deputize.server.storage import audit, sessions, users
-from deputize.server.storage.request_store import SqlStore
-from deputize.server.web import (
+from deputize.server.http.web import (
     SESSION_COOKIE,
     Browser,
     PageError,
@@ -36,6 +34,8 @@ from deputize.server.web import (
     render,
     set_cookie,
 )
+from deputize.server.storage import audit, sessions, users
+from deputize.server.storage.request_store import SqlStore
 
 SIGN_IN: Final = "sign_in"
 SIGN_IN_FAILED: Final = "sign_in_failed"

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
-from deputize.server.client_auth import ASSERTION_ALGORITHMS
-from deputize.server.scope_words import OIDC_SCOPES
+from deputize.server.clients.auth import ASSERTION_ALGORITHMS
 from deputize.server.settings import AUTH_METHODS, PUBLIC_CLIENT, Settings
+from deputize.server.tokens.scope_words import OIDC_SCOPES
 
 
 def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from deputize.server.context import ServerContext
 from deputize.server.errors import OAuthError
-from deputize.server.form import Form, read_form
+from deputize.server.http.form import Form, read_form
+from deputize.server.http.web import SESSION_COOKIE, Browser, PageError, error_page, read_cookie
 from deputize.server.storage import sessions, users
-from deputize.server.web import SESSION_COOKIE, Browser, PageError, error_page, read_cookie
 
 PageHandler = Callable[[Request, ServerContext, Browser], Awaitable[Response]]
 

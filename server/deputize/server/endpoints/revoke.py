@@ -11,16 +11,16 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from deputize.server.client_auth import authenticate_client
+from deputize.server.clients.auth import authenticate_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints import Refusal, request_transaction
 from deputize.server.errors import UnauthorizedClientError
-from deputize.server.form import read_form
-from deputize.server.own_tokens import verify_own_token
-from deputize.server.responses import NO_STORE
-from deputize.server.revocation import revoke as revoke_tokens
+from deputize.server.http.form import read_form
+from deputize.server.http.responses import NO_STORE
 from deputize.server.storage import refresh
 from deputize.server.storage.request_store import SqlStore
+from deputize.server.tokens.own_tokens import verify_own_token
+from deputize.server.tokens.revocation import revoke as revoke_tokens
 
 
 async def revoke(request: Request) -> Response:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deputize.server.context import ServerContext
-from deputize.server.status_list import LIST_SIZE, MEDIA_TYPE
+from deputize.server.tokens.status_list import LIST_SIZE, MEDIA_TYPE
 
 
 async def status_list(request: Request) -> Response:

@@ -15,9 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deputize.keys import DPoPProof
-from deputize.server.client_auth import authenticate_client
+from deputize.server.clients.auth import authenticate_client
 from deputize.server.context import ServerContext
-from deputize.server.dpop_state import remember_proof, screen_proof
 from deputize.server.endpoints import Refusal, record_refusal, request_transaction
 from deputize.server.errors import (
     InvalidRequestError,
@@ -25,12 +24,13 @@ from deputize.server.errors import (
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from deputize.server.form import Form, read_form
 from deputize.server.grants import Grant, TokenRequest
-from deputize.server.responses import json_response
+from deputize.server.http.form import Form, read_form
+from deputize.server.http.responses import json_response
 from deputize.server.settings import ClientConfig
 from deputize.server.storage.batched import Conflict
 from deputize.server.storage.request_store import RequestStore, SqlStore
+from deputize.server.tokens.dpop_state import remember_proof, screen_proof
 
 
 def _grant_for(grants: Mapping[str, Grant], grant_type: str | None) -> Grant:

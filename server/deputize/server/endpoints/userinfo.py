@@ -19,9 +19,9 @@ from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.keys.dpop import bound_key
 from deputize.keys.errors import error_description
 from deputize.server.context import ServerContext
-from deputize.server.own_tokens import verify_own_token
-from deputize.server.responses import json_response
+from deputize.server.http.responses import json_response
 from deputize.server.storage import replay, tokens, users
+from deputize.server.tokens.own_tokens import verify_own_token
 
 _ALGS = " ".join(DPOP_ALGORITHMS)
 

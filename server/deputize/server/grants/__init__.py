@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import DPoPProof
 from deputize.server.context import ServerContext
-from deputize.server.endpoints import Refusal
-from deputize.server.form import Form
+from deputize.server.http.form import Form
 from deputize.server.settings import ClientConfig
 from deputize.server.storage.request_store import RequestStore
+
+if TYPE_CHECKING:  # the endpoints call the grants, never the other way round
+    from deputize.server.endpoints import Refusal
 
 
 @dataclass(slots=True)  # not frozen: built for every token request, 4x faster
@@ -46,18 +48,3 @@ class Grant(Protocol):
     batched: ClassVar[bool]
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]: ...
-
-
-def registry() -> Mapping[str, Grant]:
-    from deputize.server.grants.authorization_code import AuthorizationCodeGrant
-    from deputize.server.grants.client_credentials import ClientCredentialsGrant
-    from deputize.server.grants.refresh_token import RefreshTokenGrant
-    from deputize.server.grants.token_exchange import TokenExchangeGrant
-
-    grants: list[Grant] = [
-        ClientCredentialsGrant(),
-        TokenExchangeGrant(),
-        AuthorizationCodeGrant(),
-        RefreshTokenGrant(),
-    ]
-    return {grant.grant_type: grant for grant in grants}

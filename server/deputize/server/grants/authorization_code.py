@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Final
 from deputize.keys.compare import same_text
 from deputize.server.errors import InvalidGrantError, InvalidRequestError
 from deputize.server.grants import TokenRequest
-from deputize.server.issuance import Grant, issue, start_grant, still_authorised
-from deputize.server.revocation import revoke as revoke_tokens
+from deputize.server.grants.issuance import Grant, issue, start_grant, still_authorised
 from deputize.server.settings import AUTHORIZATION_CODE
 from deputize.server.storage import audit, codes, refresh
+from deputize.server.tokens.revocation import revoke as revoke_tokens
 
 CODE_REUSED: Final = "code_reused"
 _VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1

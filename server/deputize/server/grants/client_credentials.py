@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from deputize.keys.chain import Chain
 from deputize.server.grants import TokenRequest
-from deputize.server.minting import mint_access_token
-from deputize.server.scopes import parse_scope, select_audience, select_scopes
+from deputize.server.tokens.minting import mint_access_token
+from deputize.server.tokens.scopes import parse_scope, select_audience, select_scopes
 
 
 class ClientCredentialsGrant:

@@ -15,10 +15,10 @@ from deputize.keys.compare import same_text
 from deputize.server.errors import InvalidGrantError, InvalidScopeError
 from deputize.server.grants import TokenRequest
 from deputize.server.grants.authorization_code import revoke_grant
-from deputize.server.issuance import Grant, issue, still_authorised
-from deputize.server.scopes import parse_scope
+from deputize.server.grants.issuance import Grant, issue, still_authorised
 from deputize.server.settings import REFRESH_TOKEN
 from deputize.server.storage import audit, refresh, tokens
+from deputize.server.tokens.scopes import parse_scope
 
 REFRESH_REUSED: Final = "refresh_reused"
 

@@ -9,7 +9,7 @@ The contract this enforces is ``docs/delegation.md``.  In short, for each exchan
 3. ``audience`` naming a registered client makes a hand-off token for that client instead:
    short-lived, single-use, redeemable only by that client with its own key.
 4. A person's own token (unbound from an identity provider, or from sign-in here) starts a
-   chain only for agents the person authorised (``delegation_policy.py``).
+   chain only for agents the person authorised (``delegation/who_may_act.py``).
 
 Scope, audience, lifetime and depth only ever shrink (``deputize.keys.chain``).
 No refresh token is issued: an agent re-exchanges from its parent, so revoking the parent
@@ -29,8 +29,8 @@ from deputize.keys.chain import (
     attenuate_expiry,
     attenuate_scopes,
 )
-from deputize.server.client_auth import find_client
-from deputize.server.delegation_policy import authorise
+from deputize.server.clients.auth import find_client
+from deputize.server.delegation.who_may_act import authorise
 from deputize.server.errors import (
     InvalidDPoPProofError,
     InvalidGrantError,
@@ -40,11 +40,11 @@ from deputize.server.errors import (
     OAuthError,
 )
 from deputize.server.grants import TokenRequest
-from deputize.server.minting import mint_access_token
-from deputize.server.scopes import parse_scope
 from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig
 from deputize.server.storage.tokens import DELEGATION, HANDOFF, USER
-from deputize.server.subject_tokens import (
+from deputize.server.tokens.minting import mint_access_token
+from deputize.server.tokens.scopes import parse_scope
+from deputize.server.tokens.subject_tokens import (
     ACCESS_TOKEN_TYPE,
     EXTERNAL,
     JWT_TYPE,

@@ -83,7 +83,7 @@ issued_tokens = Table(
 )
 
 #: The next free token status list index (one row, ``tokens``).  Instances reserve blocks of
-#: indexes from it, so minting a token costs no extra round trip (``status_list.py``).
+#: indexes from it, so minting a token costs no extra round trip (``tokens/status_list.py``).
 status_list_allocator = Table(
     "status_list_allocator",
     metadata,

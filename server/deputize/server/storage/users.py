@@ -1,4 +1,4 @@
-"""Users and the sign-in throttle.  Passwords are argon2id hashes (``passwords.py``)."""
+"""Users and the sign-in throttle.  Passwords are argon2id hashes (``accounts/passwords.py``)."""
 
 from __future__ import annotations
 

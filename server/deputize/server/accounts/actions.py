@@ -13,9 +13,9 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from deputize.server.revocation import revoke as revoke_tokens
 from deputize.server.storage import audit, consents, refresh, sessions, tokens, users
 from deputize.server.storage.tables import issued_tokens
+from deputize.server.tokens.revocation import revoke as revoke_tokens
 
 USER_ADDED: Final = "user_added"
 USER_DISABLED: Final = "user_disabled"

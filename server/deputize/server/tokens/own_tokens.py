@@ -8,7 +8,7 @@ from typing import Any
 from deputize.keys import JoseError, check_times, parse
 from deputize.keys.jwt import string_claim
 from deputize.server.context import ServerContext
-from deputize.server.minting import ACCESS_TOKEN_TYP
+from deputize.server.tokens.minting import ACCESS_TOKEN_TYP
 
 #: Allowance for clock skew between instances (as in ``keyring.py``).
 _SKEW = 60

@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Any
 
-from deputize.server import accounts
-from deputize.server.cli import CommandError, _config_arg, _run, _settings, _when
-from deputize.server.passwords import PasswordPolicyError, hash_password
+from deputize.server.accounts import actions as accounts
+from deputize.server.accounts.passwords import PasswordPolicyError, hash_password
+from deputize.server.cli.common import CommandError, config_arg, run, settings_of, when
 from deputize.server.storage import consents, users
 from deputize.server.storage.database import Database
 
@@ -64,7 +64,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
     password_hash = _read_password(args)
     now = int(time.time())
     user = users.User(
@@ -81,14 +81,14 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         async with db.begin() as conn:
             return await accounts.add_user(conn, user, now, by="cli")
 
-    if not _run(settings, action):
+    if not run(settings, action):
         raise CommandError(f"USERNAME: {args.username!r} already exists")
     print(f"Added user {args.username}.")
     return 0
 
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
     password_hash = _read_password(args)
 
     async def action(db: Database) -> bool:
@@ -97,20 +97,20 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
                 conn, args.username, password_hash, int(time.time()), by="cli"
             )
 
-    if not _run(settings, action):
+    if not run(settings, action):
         raise CommandError(f"USERNAME: no user {args.username!r}")
     print(f"Password of {args.username} changed; their sessions were signed out.")
     return 0
 
 
 def cmd_users_disable(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def action(db: Database) -> int | None:
         async with db.begin() as conn:
             return await accounts.disable_user(conn, args.username, int(time.time()), by="cli")
 
-    count = _run(settings, action)
+    count = run(settings, action)
     if count is None:
         raise CommandError(f"USERNAME: no user {args.username!r}")
     print(f"Disabled {args.username}: signed out, {count} token(s) revoked.")
@@ -118,26 +118,26 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_users_enable(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def action(db: Database) -> bool:
         async with db.begin() as conn:
             return await accounts.enable_user(conn, args.username, int(time.time()), by="cli")
 
-    if not _run(settings, action):
+    if not run(settings, action):
         raise CommandError(f"USERNAME: no user {args.username!r}")
     print(f"Enabled {args.username}.")
     return 0
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def action(db: Database) -> list[users.User]:
         async with db.begin() as conn:
             return await users.list_all(conn)
 
-    rows = _run(settings, action)
+    rows = run(settings, action)
     records: list[dict[str, Any]] = [
         {
             "username": u.sub,
@@ -158,18 +158,18 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     for u in rows:
         state = "active" if u.active else "disabled"
         about = " ".join(x for x in (u.name or "", f"<{u.email}>" if u.email else "") if x)
-        print(f"{u.sub:<24} {state:<9} {_when(u.created_at):<20} {about}")
+        print(f"{u.sub:<24} {state:<9} {when(u.created_at):<20} {about}")
     return 0
 
 
 def cmd_consents_list(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def action(db: Database) -> list[consents.Consent]:
         async with db.begin() as conn:
             return await consents.list_all(conn, sub=args.user, include_revoked=args.all)
 
-    rows = _run(settings, action)
+    rows = run(settings, action)
     if args.json:
         print(json.dumps([_consent_json(c) for c in rows], indent=2))
         return 0
@@ -178,7 +178,7 @@ def cmd_consents_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':<33} {'USER':<16} {'CLIENT':<20} {'EXPIRES':<20} {'SCOPES / AGENTS'}")
     for c in rows:
-        expires = "revoked" if c.revoked_at is not None else _when(c.expires_at)
+        expires = "revoked" if c.revoked_at is not None else when(c.expires_at)
         agents = f"  agents: {' '.join(c.agents)}" if c.agents else ""
         print(
             f"{c.id:<33} {c.sub:<16} {c.client_id:<20} {expires:<20} {' '.join(c.scopes)}{agents}"
@@ -200,13 +200,13 @@ def _consent_json(c: consents.Consent) -> dict[str, Any]:
 
 
 def cmd_consents_revoke(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def action(db: Database) -> int | None:
         async with db.begin() as conn:
             return await accounts.revoke_consent(conn, args.consent_id, int(time.time()), by="cli")
 
-    count = _run(settings, action)
+    count = run(settings, action)
     if count is None:
         raise CommandError(f"CONSENT_ID: no live consent {args.consent_id!r}")
     print(f"Revoked consent {args.consent_id} and {count} token(s) it allowed.")
@@ -232,7 +232,7 @@ def add_parsers(commands: Any) -> None:
         help="add a user (asks for the password)",
         description="Add a user.  The user name becomes their `sub` and cannot change.",
     )
-    _config_arg(add)
+    config_arg(add)
     add.add_argument("username", metavar="USERNAME", type=_username)
     add.add_argument("--name", type=_name, help="full name, shown on pages and in the `name` claim")
     add.add_argument("--email", type=_email, help="e-mail address, for the `email` claim")
@@ -244,7 +244,7 @@ def add_parsers(commands: Any) -> None:
         help="set a user's password (signs them out everywhere)",
         description="Set a user's password.  Their browser sessions end.",
     )
-    _config_arg(set_password)
+    config_arg(set_password)
     set_password.add_argument("username", metavar="USERNAME")
     password_flag(set_password)
     set_password.set_defaults(func=cmd_users_set_password)
@@ -257,19 +257,19 @@ def add_parsers(commands: Any) -> None:
             "for them (refresh tokens and agents' tokens included) is revoked."
         ),
     )
-    _config_arg(disable)
+    config_arg(disable)
     disable.add_argument("username", metavar="USERNAME")
     disable.set_defaults(func=cmd_users_disable)
 
     enable = user_commands.add_parser(
         "enable", help="let a disabled user sign in again", description="Re-enable a user."
     )
-    _config_arg(enable)
+    config_arg(enable)
     enable.add_argument("username", metavar="USERNAME")
     enable.set_defaults(func=cmd_users_enable)
 
     list_ = user_commands.add_parser("list", help="list users", description="List users.")
-    _config_arg(list_)
+    config_arg(list_)
     list_.add_argument("--json", action="store_true", help="print JSON")
     list_.set_defaults(func=cmd_users_list)
 
@@ -284,7 +284,7 @@ def add_parsers(commands: Any) -> None:
     c_list = consent_commands.add_parser(
         "list", help="list consents", description="List live consents (--all: revoked too)."
     )
-    _config_arg(c_list)
+    config_arg(c_list)
     c_list.add_argument("--user", metavar="USERNAME", help="only this user's")
     c_list.add_argument("--all", action="store_true", help="include revoked consents")
     c_list.add_argument("--json", action="store_true", help="print JSON")
@@ -297,6 +297,6 @@ def add_parsers(commands: Any) -> None:
             "user, and their live tokens for the user (refresh tokens included) are revoked."
         ),
     )
-    _config_arg(c_revoke)
+    config_arg(c_revoke)
     c_revoke.add_argument("consent_id", metavar="CONSENT_ID")
     c_revoke.set_defaults(func=cmd_consents_revoke)

@@ -18,7 +18,7 @@ from deputize.server.errors import InvalidGrantError
 from deputize.server.settings import Settings
 from deputize.server.storage import consents
 from deputize.server.storage.request_store import RequestStore
-from deputize.server.subject_tokens import SubjectToken
+from deputize.server.tokens.subject_tokens import SubjectToken
 
 
 def _may_act_names(may_act: Any, agent: str) -> bool:

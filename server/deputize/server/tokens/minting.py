@@ -13,10 +13,10 @@ from deputize.keys import sign
 from deputize.keys._b64 import b64url_encode
 from deputize.keys.chain import Chain
 from deputize.server.keyring import Keyring
-from deputize.server.status_list import StatusAllocator, status_claim
 from deputize.server.storage import audit
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import CLIENT, TokenRecord
+from deputize.server.tokens.status_list import StatusAllocator, status_claim
 
 #: RFC 9068 §2.1: the media type of JWT access tokens, in its short form.
 ACCESS_TOKEN_TYP: Final = "at+jwt"
@@ -66,7 +66,7 @@ async def mint_access_token(
     """Sign the token, record it (``ledger_client`` defaults to ``client_id``) and audit it.
 
     With ``status``, the token gets a status list index (no extra round trip: see
-    ``status_list.py``), kept on its ledger row so revocation shows in the list."""
+    ``tokens/status_list.py``), kept on its ledger row so revocation shows in the list."""
     jti = new_jti()
     # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are required; scope per §2.2.3.
     claims: dict[str, Any] = {

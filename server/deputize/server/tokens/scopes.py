@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from deputize.server.errors import InvalidScopeError, InvalidTargetError
-from deputize.server.form import Form
+from deputize.server.http.form import Form
 
 
 def parse_scope(value: str | None) -> list[str] | None:

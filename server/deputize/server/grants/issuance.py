@@ -24,10 +24,10 @@ from deputize.keys import sign
 from deputize.keys.chain import AttenuationError, Chain
 from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
-from deputize.server.minting import mint_access_token, new_jti
 from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
 from deputize.server.storage import consents, refresh, tokens, users
 from deputize.server.storage.tokens import DELEGATION, GRANT, USER, TokenRecord
+from deputize.server.tokens.minting import mint_access_token, new_jti
 
 ID_TOKEN_TYP = "JWT"
 

@@ -20,11 +20,11 @@ from starlette.datastructures import Headers
 from deputize.keys import JoseError, KeySet, check_audience, check_times
 from deputize.keys._b64 import b64url_encode
 from deputize.keys.jwt import normalize_typ, parse_parts, string_claim
-from deputize.server.client_secrets import hash_secret, verify_secret
+from deputize.server.clients.remote_jwks import JWKSFetchError
+from deputize.server.clients.secrets import hash_secret, verify_secret
 from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidClientError, InvalidRequestError
-from deputize.server.form import Form
-from deputize.server.remote_jwks import JWKSFetchError
+from deputize.server.http.form import Form
 from deputize.server.settings import PUBLIC_CLIENT, ClientConfig
 from deputize.server.storage.request_store import RequestStore
 

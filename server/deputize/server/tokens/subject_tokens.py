@@ -27,12 +27,12 @@ from deputize.keys import (
 from deputize.keys.chain import Chain, audience_list, parse_chain, scope_list
 from deputize.keys.dpop import bound_key
 from deputize.keys.jwt import normalize_typ
+from deputize.server.clients.remote_jwks import JWKSFetchError
 from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidGrantError, InvalidRequestError
-from deputize.server.own_tokens import verify_own_token
-from deputize.server.remote_jwks import JWKSFetchError
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF, USER, TokenRecord
+from deputize.server.tokens.own_tokens import verify_own_token
 
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"

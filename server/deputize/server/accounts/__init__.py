@@ -1,0 +1,1 @@
+"""People: account actions shared by the pages and the CLI, and their passwords."""

@@ -1,0 +1,45 @@
+"""The ``deputize`` command line, one module per command group: ``serve`` (serve, migrate),
+``config`` (init, check-config), ``keys``, ``clients``, ``revoke``, ``audit`` and ``accounts``
+(users, consents); ``common`` holds what they share.
+
+Every command takes ``--help``.  Errors name the config key or flag at fault and exit with 2
+(usage or configuration) or 1 (the operation was refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from deputize.server.cli import accounts, audit, clients, config, keys, revoke, serve
+from deputize.server.cli.common import CommandError
+from deputize.server.settings import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deputize",
+        description="Deputize: an OAuth 2.1 authorization server for delegating to AI agents.",
+        epilog="Start with `deputize init`, then `deputize serve`.  Docs: docs/quickstart.md",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for group in (serve, config, keys, clients, revoke, audit, accounts):
+        group.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"deputize: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"deputize: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result

@@ -1,0 +1,1 @@
+"""Clients: how they authenticate, their secrets, and the key sets they publish."""

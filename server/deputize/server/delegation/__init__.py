@@ -1,0 +1,1 @@
+"""Delegation rules beyond attenuation: who may start acting for a person."""
