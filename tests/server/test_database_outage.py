@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
 from deputize.server.settings import ConfigError, parse_settings
+from deputize.server.storage.group_commit import GroupCommit, HotPathStats
 from deputize.server.storage.outage import OutageLog, unavailable_cause
 
 from support import SECRETS, LiveServer, LogWatch, ServerFactory
@@ -342,7 +343,9 @@ def test_a_partition_gets_a_503_within_the_timeouts_not_a_hang(
     proxied: tuple[ServerFactory, TcpProxy],
 ) -> None:
     factory, proxy = proxied
-    server = start(factory)
+    # A pool timeout shorter than the others, so that requests beyond the pool's 20
+    # connections give up waiting for one while those 20 wait on the database.
+    server = factory.start({"database": {**FAST_TIMEOUTS, "pool_timeout": 0.1}})
     calls = Calls(server)
     with watch_logs() as watch:
         proxy.freeze()
@@ -350,14 +353,20 @@ def test_a_partition_gets_a_503_within_the_timeouts_not_a_hang(
             response, took = timed(call)
             assert_unavailable(response)
             assert took < BOUND, f"{took:.2f} s"
-        # Many at once, more than the pools hold: each waits at most its bounds.
+        # Many at once, more than the pools hold (20 and 10): each waits at most its bounds.
         started = time.monotonic()
-        statuses = asyncio.run(_concurrently(server, 40))
-        assert statuses == [503] * 40
+        statuses = asyncio.run(_concurrently(server, 60))
+        assert statuses == [503] * 60
         assert time.monotonic() - started < 2 * BOUND
         assert server.client.get("/.well-known/openid-configuration").status_code == 200
         assert server.client.get("/jwks").status_code == 200
         assert_quietly_logged(watch, most=4)
+        logged = {record.getMessage() for record in watch.records}
+        assert "database unavailable: the database did not answer in time" in logged
+        assert (
+            "database unavailable: no database connection came free within database.pool_timeout"
+            in logged
+        )
     proxy.resume()
     assert until_served(calls.token_request).status_code == 200
     assert until_served(calls.introspect).json()["active"] is True
@@ -404,3 +413,60 @@ def test_a_sqlite_file_locked_past_the_busy_timeout_gets_a_503(
         assert calls.token_request().status_code == 200
     finally:
         holder.close()
+
+
+class _WatchedPool:
+    """The pool as the group commit uses it, saying when a batch has taken a connection."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.acquired = asyncio.Event()
+
+    async def acquire(self) -> asyncpg.pool.PoolConnectionProxy:
+        conn = await self._pool.acquire()
+        self.acquired.set()
+        return conn
+
+    async def release(self, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+        await self._pool.release(conn)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_group_commit_fails_the_queue_with_its_batch_in_a_partition(
+    proxied: tuple[ServerFactory, TcpProxy],
+) -> None:
+    """Requests queued behind a batch that timed out fail with it, not a timeout later each."""
+    factory, proxy = proxied
+    start(factory)  # creates the schema and deputize_apply_batch
+    dsn = factory.database_url
+
+    async def run() -> tuple[list[BaseException | None], list[float]]:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1, command_timeout=TIMEOUT)
+        watched = _WatchedPool(pool)
+        commit = GroupCommit(
+            cast(asyncpg.Pool, watched), HotPathStats(), in_flight=1, pool_timeout=TIMEOUT
+        )
+        finished: list[float] = []
+
+        async def apply() -> None:
+            try:
+                await commit.apply([[], [], None, [], None, None, [], []])  # writes nothing
+            finally:
+                finished.append(time.monotonic())
+
+        try:
+            proxy.freeze()
+            first = asyncio.create_task(apply())
+            await watched.acquired.wait()  # the first request's batch is on its way, alone
+            behind = [asyncio.create_task(apply()) for _ in range(3)]
+            outcomes = await asyncio.gather(first, *behind, return_exceptions=True)
+            return [o if isinstance(o, BaseException) else None for o in outcomes], finished
+        finally:
+            proxy.resume()
+            await pool.close()
+
+    outcomes, finished = asyncio.run(run())
+    assert [unavailable_cause(o) for o in outcomes if o is not None] == [
+        "the database did not answer in time"
+    ] * 4
+    assert max(finished) - min(finished) < TIMEOUT / 2  # together, not one timeout after another
