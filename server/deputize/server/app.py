@@ -31,7 +31,7 @@ from deputize.server.endpoints.revoke import revoke
 from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
 from deputize.server.endpoints.userinfo import userinfo
-from deputize.server.errors import OAuthError
+from deputize.server.errors import OAuthError, TemporarilyUnavailableError
 from deputize.server.grants.registry import registry
 from deputize.server.http.cors import CORS, public_client_origins
 from deputize.server.http.responses import error_response, json_response
@@ -39,6 +39,7 @@ from deputize.server.keyring import Keyring
 from deputize.server.settings import Settings
 from deputize.server.storage import codes, refresh, replay, secrets, sessions, tokens, users
 from deputize.server.storage.database import Database
+from deputize.server.storage.outage import DRIVER_ERRORS, Timeouts, unavailable_cause
 from deputize.server.tokens.status_list import PATH as STATUS_LIST_PATH
 from deputize.server.tokens.status_list import StatusAllocator, StatusListPublisher
 
@@ -63,12 +64,21 @@ async def _maintenance(ctx: ServerContext) -> None:
                 await codes.purge(conn, now - _LEDGER_RETENTION)
                 await refresh.purge(conn, now - _LEDGER_RETENTION)
                 await users.purge_throttle(conn, now - 86_400)
-        except Exception:  # keep serving with the last good state; say so in the log
-            logger.exception("maintenance run failed")
+        except Exception as exc:  # keep serving with the last good state; say so in the log
+            cause = unavailable_cause(exc)
+            if cause is None:
+                logger.exception("maintenance run failed")
+            else:
+                ctx.db.outages.report(cause)
 
 
 async def start_context(settings: Settings, clock: Callable[[], float]) -> ServerContext:
-    db = Database(settings.async_database_url)
+    timeouts = Timeouts(
+        connect=settings.database_connect_timeout,
+        statement=settings.database_statement_timeout,
+        pool=settings.database_pool_timeout,
+    )
+    db = Database(settings.async_database_url, timeouts=timeouts)
     await db.migrate()
     await db.open_hot_path()
     now = int(clock())
@@ -107,7 +117,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+#: What a client is told when the database is unavailable (the cause goes to the log only).
+UNAVAILABLE = "the service is temporarily unavailable; try again shortly"
+
+
+def unavailable_response(request: Request, cause: str) -> Response:
+    """503 ``temporarily_unavailable``, and one log line per kind of failure per interval.
+
+    An expected fault, not a bug: no traceback, and a normal response, so the client's
+    keep-alive connection stays usable for its retry.
+    """
+    ctx: ServerContext = request.app.state.ctx
+    ctx.db.outages.report(cause)
+    exc = TemporarilyUnavailableError(UNAVAILABLE)
+    return json_response(
+        {"error": exc.error, "error_description": exc.description},
+        status=exc.status_code,
+        headers=exc.headers,
+    )
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
+    cause = unavailable_cause(exc)
+    if cause is not None:
+        return unavailable_response(request, cause)
     # The traceback goes to the server log only; the client learns nothing about internals.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return json_response(
@@ -207,6 +240,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             OAuthError: error_response,
             HTTPException: _http_error,
             ClientDisconnect: _client_gone,
+            # Handled here, not by the catch-all below: Starlette re-raises what reaches that
+            # one to the server, which logs a traceback and closes the client's connection.
+            **dict.fromkeys(DRIVER_ERRORS, _server_error),
             Exception: _server_error,
         },
     )

@@ -98,3 +98,23 @@ class PayloadTooLargeError(OAuthError):
 class ServerError(OAuthError):
     error = "server_error"
     status_code = 500
+
+
+class TemporarilyUnavailableError(OAuthError):
+    """The database is unavailable (``storage/outage.py``): the request may succeed later.
+
+    RFC 6749 §4.1.2.1 defines ``temporarily_unavailable`` for "a temporary overloading or
+    maintenance of the server"; the same code at every endpoint, with the status that says so
+    to any HTTP client (503, RFC 9110 §15.6.4) and when to retry (``Retry-After``, §10.2.3).
+    """
+
+    error = "temporarily_unavailable"
+    status_code = 503
+    #: Seconds a client should wait before retrying: about the time a restarted or failed-over
+    #: PostgreSQL takes to accept connections again, and long enough that clients retrying in
+    #: step do not hammer a database that is coming back.
+    retry_after = 5
+
+    def __init__(self, description: str, *, debug: str | None = None) -> None:
+        super().__init__(description, debug=debug)
+        self.headers["Retry-After"] = str(self.retry_after)

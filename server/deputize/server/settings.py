@@ -115,6 +115,9 @@ class TrustedIssuer:
 class Settings:
     issuer: str
     database_url: str = "sqlite:///deputize.db"
+    database_connect_timeout: float = 3.0
+    database_statement_timeout: float = 5.0
+    database_pool_timeout: float = 2.0
     signing_alg: str = "ES256"
     access_token_lifetime: int = 300
     dpop_require_nonce: bool = True
@@ -231,6 +234,19 @@ class _Section:
                 f"{self.key(name)}: expected a whole number from {low} to {high}, got {value!r}"
             )
         return value
+
+    def seconds(self, name: str, default: float, *, low: float, high: float) -> float:
+        """A duration in seconds, whole or fractional (``0.5``)."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not low <= value <= high:
+            raise ConfigError(
+                f"{self.key(name)}: expected a number of seconds from {low:g} to {high:g}, "
+                f"got {value!r}"
+            )
+        return float(value)
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.raw(name)
@@ -499,6 +515,9 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     database_url = env.get(ENV_DATABASE_URL) or database.string("url", "sqlite:///deputize.db")
     database.seen.add("url")
     assert database_url is not None
+    connect_timeout = database.seconds("connect_timeout", 3.0, low=0.1, high=60)
+    statement_timeout = database.seconds("statement_timeout", 5.0, low=0.1, high=600)
+    pool_timeout = database.seconds("pool_timeout", 2.0, low=0.1, high=60)
     database.done()
     try:  # refuse at check-config what the server could not open
         async_database_url(database_url)
@@ -582,6 +601,9 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     return Settings(
         issuer=issuer,
         database_url=database_url,
+        database_connect_timeout=connect_timeout,
+        database_statement_timeout=statement_timeout,
+        database_pool_timeout=pool_timeout,
         signing_alg=signing_alg,
         access_token_lifetime=lifetime,
         dpop_require_nonce=require_nonce,

@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from deputize.server.context import ServerContext
-from deputize.server.errors import OAuthError
+from deputize.server.errors import OAuthError, TemporarilyUnavailableError
 from deputize.server.http.form import Form, read_form
 from deputize.server.http.web import SESSION_COOKIE, Browser, PageError, error_page, read_cookie
 from deputize.server.storage import sessions, users
+from deputize.server.storage.outage import unavailable_cause
 
 PageHandler = Callable[[Request, ServerContext, Browser], Awaitable[Response]]
 
@@ -29,8 +30,32 @@ def page(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
             return await handler(request, ctx, browser)
         except PageError as exc:
             return error_page(ctx.settings, exc, browser)
+        except Exception as exc:
+            cause = unavailable_cause(exc)
+            if cause is None:
+                raise
+            return _unavailable_page(ctx, browser, cause)
 
     return endpoint
+
+
+def _unavailable_page(ctx: ServerContext, browser: Browser, cause: str) -> Response:
+    """The database is unavailable: a 503 page a person can act on (the JSON endpoints answer
+    ``temporarily_unavailable``, ``app.py``), and one log line per kind per interval."""
+    ctx.db.outages.report(cause)
+    retry = TemporarilyUnavailableError.retry_after
+    response = error_page(
+        ctx.settings,
+        PageError(
+            "Temporarily unavailable",
+            f"This service cannot reach its database just now. Wait {retry} seconds, then "
+            "reload the page.",
+            status=503,
+        ),
+        browser,
+    )
+    response.headers["Retry-After"] = str(retry)
+    return response
 
 
 async def page_form(request: Request, ctx: ServerContext, browser: Browser) -> Form:

@@ -26,6 +26,7 @@ which meets the same condition and refuses the request with the usual error and 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 import asyncpg
@@ -36,6 +37,7 @@ from deputize.server.settings import ClientConfig
 from deputize.server.storage import audit
 from deputize.server.storage.clients import client_from_row
 from deputize.server.storage.group_commit import Conflict, GroupCommit, HotPathStats
+from deputize.server.storage.outage import Timeouts
 from deputize.server.storage.tokens import TokenRecord
 
 __all__ = ["BatchedStore", "Conflict", "HotPath", "HotPathStats"]
@@ -48,13 +50,16 @@ class BatchedStore:
     """A :class:`~deputize.server.storage.request_store.RequestStore` for one request."""
 
     __slots__ = (
-        "_audit", "_commit", "_confirm", "_db", "_held", "_lineage_of", "_redeem", "_replay",
-        "_tokens",
+        "_audit", "_commit", "_confirm", "_db", "_held", "_lineage_of", "_pool_timeout",
+        "_redeem", "_replay", "_tokens",
     )  # fmt: skip
 
-    def __init__(self, db: asyncpg.Pool, commit: GroupCommit) -> None:
+    def __init__(
+        self, db: asyncpg.Pool, commit: GroupCommit, *, pool_timeout: float | None = None
+    ) -> None:
         self._db = db  # reads take a connection only while they run
         self._commit = commit
+        self._pool_timeout = pool_timeout
         self._replay: list[tuple[str, int]] = []
         self._held: list[str] = []
         self._confirm: list[list[str | None]] = []
@@ -68,12 +73,24 @@ class BatchedStore:
         # Code without a batched path (consents, say) runs on the ordinary path instead.
         raise Conflict("this step needs the ordinary transaction")
 
+    async def _fetchrow(self, query: str, arg: str) -> asyncpg.Record | None:
+        # The wait for a free connection is bounded (``database.pool_timeout``) with
+        # asyncio.timeout, which costs a timer; the pool's own ``acquire(timeout=)`` would
+        # cost a task per read.  The statement is bounded by the connection's command_timeout.
+        async with asyncio.timeout(self._pool_timeout):
+            conn = await self._db.acquire()
+        try:
+            row: asyncpg.Record | None = await conn.fetchrow(query, arg)
+        finally:
+            await self._db.release(conn)
+        return row
+
     async def remember(self, key: str, expires_at: int) -> bool:
         self._replay.append((key, expires_at))
         return True  # decided at commit
 
     async def client(self, client_id: str) -> ClientConfig | None:
-        row = await self._db.fetchrow(_GET_CLIENT, client_id)
+        row = await self._fetchrow(_GET_CLIENT, client_id)
         return None if row is None else client_from_row(row["metadata_json"], row["secret_hash"])
 
     async def token(
@@ -82,7 +99,7 @@ class BatchedStore:
         if claimed is not None and not lock:
             self._confirm.append([jti, claimed.kind, claimed.client_id, claimed.task])
             return claimed  # checked at commit
-        row = await self._db.fetchrow(_GET_TOKEN, jti)
+        row = await self._fetchrow(_GET_TOKEN, jti)
         if row is None:
             return None
         if lock:
@@ -130,18 +147,27 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
 class HotPath:
     """The asyncpg pool behind :class:`BatchedStore`, beside SQLAlchemy's pool."""
 
-    def __init__(self, url: str, *, size: int) -> None:
+    def __init__(self, url: str, *, size: int, timeouts: Timeouts | None = None) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._size = size
+        self._timeouts = timeouts
         self._pool: asyncpg.Pool | None = None
         self._commit: GroupCommit | None = None
         self.stats = HotPathStats()
 
     async def open(self) -> None:
+        bounds: dict[str, float] = {}
+        if self._timeouts is not None:  # connecting, and each statement (storage/outage.py)
+            bounds = {"timeout": self._timeouts.connect}
+            bounds["command_timeout"] = self._timeouts.statement
+        # min_size=0: no floor for the pool to restore in the background, which in an outage
+        # would log a traceback per retry; requests open the connections they need.
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._size, reset=_no_reset
+            self._dsn, min_size=0, max_size=self._size, reset=_no_reset, **bounds
         )
-        self._commit = GroupCommit(self._pool, self.stats)
+        self._commit = GroupCommit(
+            self._pool, self.stats, pool_timeout=self._timeouts.pool if self._timeouts else None
+        )
 
     async def close(self) -> None:
         if self._commit is not None:
@@ -153,4 +179,5 @@ class HotPath:
         """A store for one request (it holds no connection between its reads)."""
         if self._pool is None or self._commit is None:
             raise RuntimeError("HotPath.open() first")
-        return BatchedStore(self._pool, self._commit)
+        pool_timeout = self._timeouts.pool if self._timeouts else None
+        return BatchedStore(self._pool, self._commit, pool_timeout=pool_timeout)

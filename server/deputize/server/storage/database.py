@@ -16,26 +16,45 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from deputize.server.storage.batched import HotPath
+from deputize.server.storage.outage import OutageLog, Timeouts
 
 _LOCK_ID = zlib.crc32(b"deputize-startup")
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, timeouts: Timeouts | None = None) -> None:
         self.url = url
         self.dialect = url.split("+", 1)[0].split(":", 1)[0]
+        self.timeouts = timeouts
+        #: One log line per kind of failure per interval, shared by everything using this handle.
+        self.outages = OutageLog()
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             # busy timeout: writers queue for the lock instead of failing at once.
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": timeouts.statement if timeouts else 30}
         else:
             # No pool_pre_ping: it costs a round trip per transaction (about 0.65 ms of client
             # CPU here, half of a one-insert transaction).  Connections are recycled instead, and
             # one that died anyway is invalidated by its first error.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            if timeouts is not None:
+                kwargs["connect_args"] = {
+                    "timeout": timeouts.connect,
+                    "command_timeout": timeouts.statement,
+                }
+        if timeouts is not None:
+            kwargs["pool_timeout"] = timeouts.pool
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # Start-up work (migrations, first keys) may wait on another instance's advisory lock
+        # and run long statements: it gets connections of its own, without a statement timeout.
+        self._startup_engine = self.engine
+        if self.dialect == "postgresql" and timeouts is not None:
+            self._startup_engine = create_async_engine(
+                url, poolclass=NullPool, connect_args={"timeout": timeouts.connect}
+            )
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
         self._pool_size = pool_size
@@ -46,7 +65,7 @@ class Database:
         """Open the driver-level pool the token endpoint's hot path uses (PostgreSQL only;
         call after :meth:`migrate`, which creates the function that path relies on)."""
         if self.dialect == "postgresql" and self.hot_path is None:
-            hot_path = HotPath(self.url, size=self._pool_size)
+            hot_path = HotPath(self.url, size=self._pool_size, timeouts=self.timeouts)
             await hot_path.open()
             self.hot_path = hot_path
 
@@ -59,7 +78,7 @@ class Database:
     @asynccontextmanager
     async def startup_lock(self) -> AsyncIterator[AsyncConnection]:
         """Serialise migrations and key creation when several instances start together."""
-        async with self.engine.connect() as conn:
+        async with self._startup_engine.connect() as conn:
             if self.dialect == "postgresql":
                 await conn.exec_driver_sql(f"SELECT pg_advisory_lock({_LOCK_ID})")
                 await conn.commit()
@@ -82,6 +101,8 @@ class Database:
             await self.hot_path.close()
             self.hot_path = None
         await self.engine.dispose()
+        if self._startup_engine is not self.engine:
+            await self._startup_engine.dispose()
 
 
 def _upgrade(connection: Connection) -> None:

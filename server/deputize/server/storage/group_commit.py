@@ -14,7 +14,9 @@ A check that fails inside the function names the first request it fails (SQLSTAT
 again on an ordinary transaction, which refuses it with the usual error — and the batch is
 applied again without it.  Any other database error (a value PostgreSQL will not store, say)
 is pinned on its request by applying the batch's requests one by one, so one bad request
-never fails the others.
+never fails the others.  An error that says the database itself is unavailable
+(``storage/outage.py``) fails the batch and every request still queued at once: sending them
+one by one to a database that does not answer would make each wait its own timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Final
 import asyncpg
 
 from deputize.keys._json import dumps
+from deputize.server.storage.outage import unavailable_cause
 
 #: SQLSTATE class of the errors ``deputize_apply_batch`` raises on purpose.
 _CONFLICT_CLASS: Final = "DZ"
@@ -65,8 +68,10 @@ class GroupCommit:
         *,
         max_batch: int = 64,
         in_flight: int = 2,
+        pool_timeout: float | None = None,
     ) -> None:
         self._pool = pool
+        self._pool_timeout = pool_timeout
         self._stats = stats
         self._max_batch = max_batch
         self._max_in_flight = in_flight
@@ -103,6 +108,10 @@ class GroupCommit:
                 try:
                     await self._apply(batch)
                 except Exception as exc:  # the connection broke, say: its requests fail
+                    if unavailable_cause(exc) is not None:
+                        # So would the queued ones, each after its own wait: fail them now.
+                        batch.extend(self._queue)
+                        self._queue.clear()
                     for _, done in batch:
                         _settle(done, exc)
                 except BaseException:  # shutting down: decided on the ordinary path, if at all
@@ -123,6 +132,8 @@ class GroupCommit:
                     self._stats.conflicts += 1
                     _settle(batch.pop(index)[1], Conflict(str(exc)))
                     continue
+                if unavailable_cause(exc) is not None:
+                    raise  # the database failed, not a request: _flush fails them all
                 if len(batch) == 1:
                     _settle(batch[0][1], exc)
                     return
@@ -136,8 +147,12 @@ class GroupCommit:
 
     async def _send(self, items: list[Item]) -> None:
         payload = dumps(items).decode("utf-8")  # asyncpg takes jsonb as text
-        async with self._pool.acquire() as conn:
-            await conn.execute(_APPLY, payload)
+        async with asyncio.timeout(self._pool_timeout):  # a timer, not the task acquire() makes
+            conn = await self._pool.acquire()
+        try:
+            await conn.execute(_APPLY, payload)  # bounded by the pool's command_timeout
+        finally:
+            await self._pool.release(conn)
         self._stats.batches += 1
 
 

@@ -31,6 +31,7 @@ from deputize.server.keyring import Keyring
 from deputize.server.settings import Settings
 from deputize.server.storage import status_list as storage
 from deputize.server.storage.database import Database
+from deputize.server.storage.outage import unavailable_cause
 from deputize.server.storage.request_store import RequestStore
 
 TYP: Final = "statuslist+jwt"
@@ -77,8 +78,12 @@ class StatusAllocator:
     async def _refill_in_background(self) -> None:
         try:
             await self._reserve_block()
-        except Exception:  # the next allocation falls back to its own transaction
-            logger.exception("reserving status list indexes failed")
+        except Exception as exc:  # the next allocation falls back to its own transaction
+            cause = unavailable_cause(exc)
+            if cause is None:
+                logger.exception("reserving status list indexes failed")
+            else:
+                self._db.outages.report(cause)
         finally:
             self._refill = None
 
