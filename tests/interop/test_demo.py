@@ -42,7 +42,10 @@ def test_the_demo_tells_the_whole_story() -> None:
         "403 insufficient_scope (token lacks the scope this resource needs: docs:write)"
     )
     revoked = "4. deputize revoke --task quarterly-report"
-    assert "Revoked 3 token(s)" in line("Revoked", after=revoked)
+    assert line("Revoked", after=revoked).strip() == (
+        "Revoked 2 live token(s), including every token delegated from them; "
+        "closed 1 spent hand-off(s) with them."
+    )
     for agent in ("scheduling-agent", "analysis-agent"):
         assert line(f"{agent} reads document 1", after=revoked).endswith(
             "401 invalid_token (token has been revoked)"

@@ -125,10 +125,10 @@ def test_revoke_by_task_from_the_cli(
     token = start_chain(server, task="t-7")
     assert introspect(server, token)["active"] is True
     code, out = _cli(capsys, "revoke", "--config", str(config), "--task", "t-7")
-    assert code == 0 and "Revoked 1 token" in out
+    assert code == 0 and "Revoked 1 live token(s)" in out
     assert introspect(server, token) == {"active": False}
     (entry,) = [e for e in _audit(capsys, config) if e["event"] == "token_revoked"]
-    assert entry["details"] == {"by": "cli", "revoked": 1, "task": "t-7"}
+    assert entry["details"] == {"by": "cli", "revoked": 1, "handoffs_closed": 0, "task": "t-7"}
 
 
 def test_verify_passes_on_an_untouched_trail(
@@ -219,7 +219,7 @@ def test_details_are_json_with_sorted_keys_whatever_the_values() -> None:
 #: The JSON members of one ``deputize audit --json`` entry.
 ENTRY_KEYS = {
     "chain", "seq", "at", "event", "client_id", "subject", "actors", "task", "jti", "parent_jti",
-    "jkt", "reason", "details", "prev_hash", "hash",
+    "jkt", "reason", "details", "prev_hash", "hash", "id", "at_us", "kid", "time",
 }  # fmt: skip
 TWO_HOURS = 7200
 
@@ -401,7 +401,8 @@ def test_key_rotation_from_the_cli_is_audited_and_the_trail_still_verifies(
     after = _key_states(capsys, config)
     assert after["active"] == before["next"]
     (entry,) = [e for e in _audit(capsys, config) if e["event"] == "key_rotated"]
-    assert entry["jkt"] == before["next"]
+    # A signing key's kid in its own field: ``jkt`` names a holder's DPoP key, never this.
+    assert entry["kid"] == before["next"] and entry["jkt"] is None
     assert entry["details"] == {
         "active": before["next"],
         "retired": before["active"],

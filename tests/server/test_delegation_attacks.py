@@ -388,9 +388,10 @@ def register_at_runtime(server: LiveServer, entry: Mapping[str, Any], *, replace
         db = Database(server.settings.async_database_url)
         try:
             async with db.begin() as conn:
+                now = int(server.clock())
                 if replace:
-                    assert await client_rows.remove(conn, client.client_id)
-                await client_rows.add(conn, client, int(server.clock()))
+                    assert await client_rows.remove(conn, client.client_id, now, by="test")
+                await client_rows.add(conn, client, now, by="test")
         finally:
             await db.dispose()
 

@@ -144,10 +144,15 @@ def test_revoke_by_jti_takes_the_token_and_its_descendants_only(
             "service": service,
         },
     )
-    assert "Revoked 2 token(s)" in out
+    assert "Revoked 2 live token(s)" in out
     (entry,) = _revocations(capsys, config)
     assert entry["jti"] == _jti(target)
-    assert entry["details"] == {"by": "cli", "revoked": 2, "jti": _jti(target)}
+    assert entry["details"] == {
+        "by": "cli",
+        "revoked": 2,
+        "handoffs_closed": 0,
+        "jti": _jti(target),
+    }
 
 
 def test_revoke_by_client_takes_what_the_client_holds_and_its_descendants(
@@ -172,10 +177,15 @@ def test_revoke_by_client_takes_what_the_client_holds_and_its_descendants(
         revoked={"alice -> agent-a": alice_a, "agent-a's own": a_own, "-> agent-b": alice_a_b},
         active={"bob -> agent-b": bob_b, "agent-b's own": b_own, "service": service},
     )
-    assert "Revoked 3 token(s)" in out
+    assert "Revoked 3 live token(s)" in out
     (entry,) = _revocations(capsys, config)
     assert entry["client_id"] == "agent-a" and entry["subject"] is None
-    assert entry["details"] == {"by": "cli", "revoked": 3, "client": "agent-a"}
+    assert entry["details"] == {
+        "by": "cli",
+        "revoked": 3,
+        "handoffs_closed": 0,
+        "client": "agent-a",
+    }
 
 
 def test_revoke_by_user_takes_every_token_acting_for_the_user(
@@ -199,20 +209,69 @@ def test_revoke_by_user_takes_every_token_acting_for_the_user(
         revoked={"bob -> agent-b": bob_b, "bob -> agent-b -> agent-c": bob_b_c},
         active={"alice -> agent-a": alice_a, "alice -> a -> agent-b": alice_a_b, "b's own": b_own},
     )
-    assert "Revoked 2 token(s)" in out
+    assert "Revoked 2 live token(s)" in out
     (entry,) = _revocations(capsys, config)
     assert entry["subject"] == "bob" and entry["client_id"] is None
-    assert entry["details"] == {"by": "cli", "revoked": 2, "user": "bob"}
+    assert entry["details"] == {"by": "cli", "revoked": 2, "handoffs_closed": 0, "user": "bob"}
 
 
 def test_revoking_what_matches_nothing_revokes_nothing(
     server: LiveServer, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A criterion that matches no token (an unknown jti, client or user) must not fall back to
-    revoking anything: every token stays active, and each attempt is still audited."""
+    revoking anything: every token stays active, the command says so naming the flag and exits
+    1 (a mistyped jti is not a success), and each attempt is still audited."""
     alice_a = _first_hop(server, "alice", "agent-a")
     bob_b = _first_hop(server, "bob", "agent-b")
     for flag, value in (("--jti", "no-such-jti"), ("--client", "nobody"), ("--user", "carol")):
-        assert "Revoked 0 token(s)" in _revoke(capsys, config, flag, value)
+        capsys.readouterr()
+        assert cli.main(["revoke", "--config", str(config), flag, value]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and f"no live token matches {flag} {value}" in err
     _assert_exactly_revoked(server, revoked={}, active={"alice": alice_a, "bob": bob_b})
     assert [e["details"]["revoked"] for e in _revocations(capsys, config)] == [0, 0, 0]
+
+
+def test_revoke_counts_live_tokens_and_the_spent_hand_offs_closed_with_them(
+    server: LiveServer, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tries to break the counts ``revoke`` reports: task t-h holds agent-a's token, a hand-off
+    agent-b already redeemed, agent-b's token from it, and an expired token (minted two hours
+    ago by the server's clock).  Only the two usable tokens count as revoked, the redeemed
+    hand-off is reported as closed, and the expired one is in neither count; the audit entry
+    says the same.  Revoking the task again finds nothing live: exit 1.  The old count (every
+    row marked) said 4."""
+    server.clock.offset = -7200
+    old = exchange(server, "agent-a", user_token(iat=int(server.clock())), subject_type=JWT,
+                   task="t-h")  # fmt: skip
+    assert old.status_code == 200, old.text
+    server.clock.offset = 0
+    a = _first_hop_with_task(server, "t-h")
+    handoff = exchange(server, "agent-a", a, audience="agent-b")
+    assert handoff.status_code == 200, handoff.text
+    redeemed = exchange(server, "agent-b", handoff.json()["access_token"], ath=False)
+    assert redeemed.status_code == 200, redeemed.text
+    b = redeemed.json()["access_token"]
+
+    out = _revoke(capsys, config, "--task", "t-h")
+
+    assert out.strip() == (
+        "Revoked 2 live token(s), including every token delegated from them; "
+        "closed 1 spent hand-off(s) with them."
+    )
+    for token in (a, b):
+        assert introspect(server, token) == {"active": False}
+    assert len(_revoked_jtis(server)) == 4  # the expired token and the hand-off are marked too
+    (entry,) = _revocations(capsys, config)
+    assert entry["details"] == {"by": "cli", "revoked": 2, "handoffs_closed": 1, "task": "t-h"}
+
+    capsys.readouterr()
+    assert cli.main(["revoke", "--config", str(config), "--task", "t-h"]) == 1
+    assert "no live token matches --task t-h" in capsys.readouterr().err
+
+
+def _first_hop_with_task(server: LiveServer, task: str) -> str:
+    response = exchange(server, "agent-a", user_token(), subject_type=JWT, task=task)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token

@@ -94,7 +94,7 @@ def test_every_revocation_path_shows_in_the_list(server: LiveServer, criterion: 
         db = Database(server.settings.async_database_url)
         try:
             async with db.begin() as conn:
-                return await revoke(conn, int(server.clock()), by="cli", **by)
+                return (await revoke(conn, int(server.clock()), by="cli", **by)).rows
         finally:
             await db.dispose()
 

@@ -150,7 +150,7 @@ async def rotate(
         conn,
         audit.AuditEvent(
             event=audit.KEY_ROTATED,
-            jkt=upcoming.kid,
+            kid=upcoming.kid,
             details={"active": upcoming.kid, "retired": current.kid, "next": fresh.kid},
         ),
         now,

@@ -170,7 +170,7 @@ def test_token_record_get_and_revoke(database_url: str) -> None:
     result = _run(database_url, scenario)
     assert result["stored"] == bound
     assert result["missing"] is None
-    assert (result["first"], result["second"], result["unknown"]) == (1, 0, 0)
+    assert [result[n].rows for n in ("first", "second", "unknown")] == [1, 0, 0]
     # The second revocation did not move the revocation time.
     assert result["revoked"].revoked_at == NOW + 10
 
@@ -220,7 +220,7 @@ def test_revocation_cascades_to_descendants_and_by_criterion(database_url: str) 
         steps = []
         for criterion in ({"jti": "hop1"}, {"task": "t1"}, {"client_id": "A"}):
             async with db.begin() as conn:
-                count = await tokens.revoke(conn, NOW, **criterion)
+                count = (await tokens.revoke(conn, NOW, **criterion)).rows
             steps.append((count, await revoked(db)))
         return steps
 
@@ -301,7 +301,7 @@ def _edited_ledger(parent_of_root: str) -> Callable[[Database], Awaitable[tuple[
         async with db.begin() as conn:
             held = await tokens.hold_lineage(conn, "b")
         async with db.begin() as conn:
-            revoked = await tokens.revoke(conn, NOW, jti="root")
+            revoked = (await tokens.revoke(conn, NOW, jti="root")).rows
         return held, revoked
 
     return scenario
@@ -340,17 +340,17 @@ def test_a_changed_runtime_client_is_read_at_once(database_url: str) -> None:
     async def scenario(db: Database) -> list[ClientConfig | None]:
         seen = []
         async with db.begin() as conn:
-            await clients.add(conn, before, NOW)
+            await clients.add(conn, before, NOW, by="test")
         for _ in range(2):
             async with db.begin() as conn:
                 seen.append(await clients.get(conn, "alpha"))
         async with db.begin() as conn:
-            await clients.remove(conn, "alpha")
-            await clients.add(conn, after, NOW)
+            await clients.remove(conn, "alpha", NOW, by="test")
+            await clients.add(conn, after, NOW, by="test")
         async with db.begin() as conn:
             seen.append(await clients.get(conn, "alpha"))
         async with db.begin() as conn:
-            await clients.remove(conn, "alpha")
+            await clients.remove(conn, "alpha", NOW, by="test")
             seen.append(await clients.get(conn, "alpha"))
         return seen
 
@@ -366,15 +366,15 @@ def test_clients_add_get_list_remove(database_url: str) -> None:
 
     async def scenario(db: Database) -> dict[str, Any]:
         async with db.begin() as conn:
-            await clients.add(conn, beta, NOW)
-            await clients.add(conn, alpha, NOW)
+            await clients.add(conn, beta, NOW, by="test")
+            await clients.add(conn, alpha, NOW, by="test")
         async with db.begin() as conn:
             got = await clients.get(conn, "beta")
             listed = await clients.list_all(conn)
             unknown = await clients.get(conn, "gamma")
         async with db.begin() as conn:
-            removed = await clients.remove(conn, "beta")
-            removed_again = await clients.remove(conn, "beta")
+            removed = await clients.remove(conn, "beta", NOW, by="test")
+            removed_again = await clients.remove(conn, "beta", NOW, by="test")
             after = await clients.list_all(conn)
         return {
             "got": got,
@@ -405,7 +405,7 @@ def test_private_key_jwt_client_round_trips(database_url: str) -> None:
 
     async def scenario(db: Database) -> ClientConfig | None:
         async with db.begin() as conn:
-            await clients.add(conn, agent, NOW)
+            await clients.add(conn, agent, NOW, by="test")
         async with db.begin() as conn:
             return await clients.get(conn, "agent")
 
@@ -415,10 +415,10 @@ def test_private_key_jwt_client_round_trips(database_url: str) -> None:
 def test_duplicate_client_is_refused(database_url: str) -> None:
     async def scenario(db: Database) -> ClientConfig | None:
         async with db.begin() as conn:
-            await clients.add(conn, _client("dup"), NOW)
+            await clients.add(conn, _client("dup"), NOW, by="test")
         with pytest.raises(ConfigError, match="'dup' is already registered"):
             async with db.begin() as conn:
-                await clients.add(conn, _client("dup", scopes=("write",)), NOW)
+                await clients.add(conn, _client("dup", scopes=("write",)), NOW, by="test")
         async with db.begin() as conn:
             return await clients.get(conn, "dup")
 
@@ -431,7 +431,7 @@ def test_concurrent_duplicate_adds_register_one_client(database_url: str) -> Non
         async def attempt(i: int) -> str:
             try:
                 async with db.begin() as conn:
-                    await clients.add(conn, _client("raced", name=f"n{i}"), NOW)
+                    await clients.add(conn, _client("raced", name=f"n{i}"), NOW, by="test")
             except ConfigError:
                 return "refused"
             return "added"

@@ -59,7 +59,7 @@ async def disable_user(conn: AsyncConnection, sub: str, now: int, *, by: str) ->
     await sessions.end_all(conn, sub)
     for family, _ in await refresh.families(conn, sub=sub):
         await refresh.revoke_family(conn, family, now)
-    count = await revoke_tokens(conn, now, by=by, subject=sub)
+    count = (await revoke_tokens(conn, now, by=by, subject=sub)).live
     await audit.append(
         conn,
         audit.AuditEvent(event=USER_DISABLED, subject=sub, details={"by": by, "revoked": count}),
@@ -107,7 +107,7 @@ async def revoke_consent(
     ).scalars()
     count = 0
     for jti in list(jtis):
-        count += await tokens.revoke(conn, now, jti=jti)
+        count += (await tokens.revoke(conn, now, jti=jti)).live
     await audit.append(
         conn,
         audit.AuditEvent(

@@ -71,7 +71,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
 
     async def action(db: Database) -> None:
         async with db.begin() as conn:
-            await client_rows.add(conn, client, int(time.time()))
+            await client_rows.add(conn, client, int(time.time()), by="cli")
 
     run(settings, action)
     print(f"Added client {client.client_id} ({client.token_endpoint_auth_method}).")
@@ -116,7 +116,7 @@ def cmd_clients_remove(args: argparse.Namespace) -> int:
 
     async def action(db: Database) -> bool:
         async with db.begin() as conn:
-            return await client_rows.remove(conn, args.client_id)
+            return await client_rows.remove(conn, args.client_id, int(time.time()), by="cli")
 
     if not run(settings, action):
         raise CommandError(f"no client {args.client_id!r} in the database")

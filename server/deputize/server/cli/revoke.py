@@ -1,4 +1,9 @@
-"""``deputize revoke``: revoke tokens, and everything delegated from them, by one criterion."""
+"""``deputize revoke``: revoke tokens, and everything delegated from them, by one criterion.
+
+It reports the live tokens revoked (not those already expired or revoked) and the spent
+hand-offs closed with them; a criterion that matches no live token says so and exits 1, so a
+mistyped jti or task is not taken for success.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import time
 from typing import Any
 
 from deputize.server.cli.common import (
+    CommandError,
     config_arg,
     run,
     settings_of,
 )
 from deputize.server.storage.database import Database
+from deputize.server.storage.tokens import Revoked
 from deputize.server.tokens.revocation import revoke as revoke_tokens
 
 
@@ -23,13 +30,24 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         "client_id": args.client,
         "subject": args.user,
     }
+    flag, value = next(
+        (f"--{name}", getattr(args, name))
+        for name in ("jti", "task", "client", "user")
+        if getattr(args, name) is not None
+    )
 
-    async def action(db: Database) -> int:
+    async def action(db: Database) -> Revoked:
         async with db.begin() as conn:
             return await revoke_tokens(conn, int(time.time()), by="cli", **criterion)
 
-    count = run(settings, action)
-    print(f"Revoked {count} token(s), including every token delegated from them.")
+    done = run(settings, action)
+    if not done.live and not done.spent_handoffs:
+        # The attempt is audited all the same (tokens/revocation.py).
+        raise CommandError(f"no live token matches {flag} {value}")
+    print(
+        f"Revoked {done.live} live token(s), including every token delegated from them; "
+        f"closed {done.spent_handoffs} spent hand-off(s) with them."
+    )
     return 0
 
 

@@ -39,7 +39,7 @@ async def revoke_grant(request: TokenRequest, grant_jti: str, *, why: str) -> in
     """Revoke a sign-in's refresh family and every token under its ledger row."""
     count = 0
     for_grant = await refresh.revoke_grant(request.conn, grant_jti, request.now)
-    count += await revoke_tokens(request.conn, request.now, by=why, jti=grant_jti)
+    count += (await revoke_tokens(request.conn, request.now, by=why, jti=grant_jti)).live
     return count + for_grant
 
 

@@ -1,4 +1,8 @@
-"""Clients registered at runtime.  Clients from the config file never live here."""
+"""Clients registered at runtime.  Clients from the config file never live here.
+
+Every change of a row is audited in its own transaction (``client_added``,
+``client_removed``): who made it and what the client may do, never its secret or hash.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.settings import ClientConfig, ConfigError, parse_client
+from deputize.server.storage import audit
 from deputize.server.storage.tables import clients
 
 
@@ -46,8 +51,9 @@ async def list_all(conn: AsyncConnection) -> list[ClientConfig]:
     return [client_from_row(row.metadata_json, row.secret_hash) for row in rows]
 
 
-async def add(conn: AsyncConnection, client: ClientConfig, now: int) -> None:
-    """Register ``client``; ConfigError if its id is taken, also when two adds race."""
+async def add(conn: AsyncConnection, client: ClientConfig, now: int, *, by: str) -> None:
+    """Register ``client``; ConfigError if its id is taken, also when two adds race.  ``by``
+    names who asked (``cli``), for the audit entry."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     result = await conn.execute(
         insert(clients)
@@ -61,8 +67,28 @@ async def add(conn: AsyncConnection, client: ClientConfig, now: int) -> None:
     )
     if result.rowcount != 1:
         raise ConfigError(f"client_id {client.client_id!r} is already registered")
+    details = {
+        "by": by,
+        "auth_method": client.token_endpoint_auth_method,
+        "agent": client.agent,
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+    }
+    await audit.append(
+        conn,
+        audit.AuditEvent(event=audit.CLIENT_ADDED, client_id=client.client_id, details=details),
+        now,
+    )
 
 
-async def remove(conn: AsyncConnection, client_id: str) -> bool:
+async def remove(conn: AsyncConnection, client_id: str, now: int, *, by: str) -> bool:
+    """Remove a runtime client; False if there is none by that id (and nothing is audited)."""
     result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    await audit.append(
+        conn,
+        audit.AuditEvent(event=audit.CLIENT_REMOVED, client_id=client_id, details={"by": by}),
+        now,
+    )
+    return True

@@ -112,7 +112,9 @@ server_secrets = Table(
 #: Append-only audit trail, as several independent hash chains so concurrent transactions do
 #: not all queue on one head row.  Within a chain, ``seq`` counts from 1 without gaps and each
 #: entry's ``hash`` covers its fields and ``prev_hash``, so an edited, deleted or reordered entry
-#: breaks the chain (``deputize audit --verify``).
+#: breaks the chain (``deputize audit --verify``).  ``id`` orders entries across chains, as they
+#: were written (numbered by the database, migration 0007); ``at_us`` is the time in
+#: microseconds and ``kid`` a signing key's id (both NULL in entries older than 0007).
 audit_log = Table(
     "audit_log",
     metadata,
@@ -131,7 +133,11 @@ audit_log = Table(
     Column("details", Text, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("id", BigInteger, nullable=False),
+    Column("at_us", BigInteger, nullable=True),
+    Column("kid", String(64), nullable=True),
     Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_id", "id", unique=True),
     Index("ix_audit_log_subject", "subject"),
     Index("ix_audit_log_task", "task"),
 )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.storage.tables import issued_tokens
@@ -44,6 +46,37 @@ _GET = select(issued_tokens).where(issued_tokens.c.jti == bindparam("jti"))
 _GET_SHARED = _GET.with_for_update(read=True)
 
 
+_MARKED = (issued_tokens.c.kind, issued_tokens.c.expires_at, issued_tokens.c.redeemed_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """What one revocation changed, for the person who asked and the audit entry.
+
+    ``live``: tokens that could still be used a moment before (unexpired, unrevoked, not a
+    spent hand-off).  ``spent_handoffs``: unexpired hand-off tokens already redeemed, closed
+    with them (unusable already; the tokens minted from them hang under them and were
+    revoked too).  ``rows``: every ledger row marked, expired ones and sign-in ledger rows
+    (``GRANT``, no token of their own) included.
+    """
+
+    live: int = 0
+    spent_handoffs: int = 0
+    rows: int = 0
+
+    @classmethod
+    def of(cls, marked: Sequence[Row[Any]], now: int) -> Revoked:
+        live = spent = 0
+        for row in marked:
+            if row.expires_at <= now or row.kind == GRANT:
+                continue
+            if row.kind == HANDOFF and row.redeemed_at is not None:
+                spent += 1
+            else:
+                live += 1
+        return cls(live=live, spent_handoffs=spent, rows=len(marked))
+
+
 async def record(conn: AsyncConnection, token: TokenRecord) -> None:
     await conn.execute(_INSERT, token.row())
 
@@ -77,13 +110,13 @@ async def revoke(
     task: str | None = None,
     client_id: str | None = None,
     subject: str | None = None,
-) -> int:
+) -> Revoked:
     """Revoke the tokens matching one criterion and every token descended from them.
 
     Two statements, on purpose: the first marks (and on PostgreSQL locks) the matching rows,
     waiting for any exchange that holds a share lock on them to commit; the second then sees
-    the children those exchanges created and revokes them too.  Returns how many tokens
-    changed state.
+    the children those exchanges created and revokes them too.  Returns what changed state,
+    counted from the rows the statements marked (:class:`Revoked`).
     """
     conditions = [
         column == value
@@ -102,6 +135,7 @@ async def revoke(
         update(issued_tokens)
         .where(condition, issued_tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)
+        .returning(*_MARKED)
     )
     second = await conn.execute(
         update(issued_tokens)
@@ -109,8 +143,9 @@ async def revoke(
             issued_tokens.c.jti.in_(_descendants(condition)), issued_tokens.c.revoked_at.is_(None)
         )
         .values(revoked_at=now)
+        .returning(*_MARKED)
     )
-    return first.rowcount + second.rowcount
+    return Revoked.of([*first.all(), *second.all()], now)
 
 
 def _descendants(roots: ColumnElement[bool]) -> Select[tuple[str]]:

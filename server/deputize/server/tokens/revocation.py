@@ -21,9 +21,10 @@ async def revoke(
     task: str | None = None,
     client_id: str | None = None,
     subject: str | None = None,
-) -> int:
-    """Revoke by one criterion; ``by`` names who asked (a client ID, or ``cli``)."""
-    count = await tokens.revoke(conn, now, jti=jti, task=task, client_id=client_id, subject=subject)
+) -> tokens.Revoked:
+    """Revoke by one criterion; ``by`` names who asked (a client ID, or ``cli``).  The entry
+    counts the live tokens revoked and the spent hand-offs closed with them."""
+    done = await tokens.revoke(conn, now, jti=jti, task=task, client_id=client_id, subject=subject)
     criterion = {
         name: value
         for name, value in (("jti", jti), ("task", task), ("client", client_id), ("user", subject))
@@ -37,8 +38,13 @@ async def revoke(
             subject=subject,
             task=task,
             jti=jti,
-            details={"by": by, "revoked": count, **criterion},
+            details={
+                "by": by,
+                "revoked": done.live,
+                "handoffs_closed": done.spent_handoffs,
+                **criterion,
+            },
         ),
         now,
     )
-    return count
+    return done
