@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -20,6 +21,11 @@ DEFAULT_CONFIG = "deputize.yaml"
 
 class CommandError(Exception):
     """A refusal to print for the user (exit status 1)."""
+
+
+class UsageError(Exception):
+    """A flag's value is wrong; the message starts with the flag as the user typed it
+    (``--scope: ...``), never with the config key behind it (exit status 2, as argparse)."""
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -39,15 +45,27 @@ def run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(_with_db(settings, action))
 
 
+def redact(url: str) -> str:
+    """``url`` without its password, fit to print (check-config, database errors)."""
+    # asyncpg also takes the password as a query parameter (?password=...).
+    url = re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
 def when(ts: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
-def config_arg(parser: argparse.ArgumentParser) -> None:
+def config_arg(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_CONFIG) -> None:
     parser.add_argument(
         "--config",
         "-c",
-        default=DEFAULT_CONFIG,
+        default=default,
         metavar="FILE",
         help=f"configuration file (default: {DEFAULT_CONFIG})",
     )

@@ -78,6 +78,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def _port(value: str) -> int:
+    """A TCP port number, refused by argparse (naming ``--port``) rather than by the kernel."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value!r}")
+    return port
+
+
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -97,7 +108,7 @@ def add_parsers(commands: Any) -> None:
     config_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)"
+        "--port", type=_port, default=8000, help="port to bind; 0 picks a free one (default 8000)"
     )
     serve.add_argument(
         "--log-level",
