@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from deputize.server.cli import accounts, audit, clients, config, keys, revoke, serve
-from deputize.server.cli.common import CommandError, UsageError
+from deputize.server.cli.common import CommandError, DatabaseUnavailable, UsageError
 from deputize.server.settings import ConfigError
 
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"deputize: {exc}", file=sys.stderr)
         return 2
-    except CommandError as exc:
+    except (CommandError, DatabaseUnavailable) as exc:
         print(f"deputize: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
