@@ -115,6 +115,7 @@ TOP_LEVEL_MODULES = {"__init__", "app", "context", "errors", "keyring", "setting
 #: The bottom layers, and the only parts of the server they may import: they never reach up
 #: into the layers that use them.
 MAY_IMPORT_ONLY: dict[str, set[str]] = {
+    "configuration": set(),  # below settings, which imports it
     "storage": {"settings", "errors"},
     "http": {"settings", "errors", "storage"},
 }

@@ -77,8 +77,8 @@ def _serve(
     )
     try:
         assert process.stdout is not None
-        # Blocks until the server has bound its socket and printed this line, before start-up
-        # work; requests sent from now on wait in the listen backlog until it serves them.
+        # Blocks until the server has started (schema, keys) and printed this line: it serves
+        # from now on (test_serve_bad_database.py checks the order).
         line = process.stdout.readline()
         issuer = f"http://127.0.0.1:{port}"
         assert line == f"Deputize listening on {issuer} (issuer {issuer})\n"

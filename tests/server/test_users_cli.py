@@ -171,6 +171,11 @@ def test_help(command: tuple[str, ...]) -> None:
 def test_clients_add_registers_a_public_sign_in_client(
     config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    status, _, err = cli(
+        capsys, monkeypatch, "clients", "add", "-c", str(config), "--client-id", "summary-agent",
+        "--agent", "--grant-type", "urn:ietf:params:oauth:grant-type:token-exchange",
+    )  # fmt: skip
+    assert status == 0, err  # --delegate-agent must name an agent client
     status, out, err = cli(
         capsys, monkeypatch, "clients", "add", "-c", str(config), "--client-id", "spa",
         "--auth-method", "none", "--grant-type", "authorization_code",
@@ -188,4 +193,4 @@ def test_clients_add_registers_a_public_sign_in_client(
         capsys, monkeypatch, "clients", "add", "-c", str(config), "--client-id", "bad",
         "--grant-type", "authorization_code",
     )  # fmt: skip
-    assert status == 2 and "redirect_uris" in err
+    assert status == 2 and "--redirect-uri: required" in err

@@ -20,6 +20,7 @@ import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 #: RFC 7591 §2: a public client (a browser or native app) that holds no credential.  It may
@@ -496,20 +497,29 @@ def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
     return TrustedIssuer(issuer=issuer, audience=audience, jwks_uri=jwks_uri, jwks=jwks)
 
 
+def check_issuer(issuer: str, key: str = "issuer") -> None:
+    """Refuse an issuer clients could not use; ``key`` names where it came from (the config
+    key, or ``--issuer`` for ``deputize init``)."""
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:  # such as an unclosed IPv6 bracket
+        raise ConfigError(f"{key}: not a URL: {issuer!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(
+            f"{key}: expected an http(s) URL without query or fragment, got {issuer!r}"
+        )
+    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+        raise ConfigError(f"{key}: must use https (RFC 8414 §2); plain http only for localhost")
+    if issuer.endswith("/"):
+        raise ConfigError(f"{key}: must not end with '/' (it is compared as an exact string)")
+
+
 def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>") -> Settings:
     top = _Section(data, "")
     issuer = env.get(ENV_ISSUER) or top.string("issuer", required=True)
     top.seen.add("issuer")
     assert issuer is not None
-    parts = urlsplit(issuer)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(
-            f"issuer: expected an http(s) URL without query or fragment, got {issuer!r}"
-        )
-    if parts.scheme != "https" and not _is_loopback(parts.hostname):
-        raise ConfigError("issuer: must use https (RFC 8414 §2); plain http only for localhost")
-    if issuer.endswith("/"):
-        raise ConfigError("issuer: must not end with '/' (it is compared as an exact string)")
+    check_issuer(issuer)
 
     database = top.section("database")
     database_url = env.get(ENV_DATABASE_URL) or database.string("url", "sqlite:///deputize.db")
@@ -643,6 +653,9 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
         raise ConfigError(f"{file}: cannot read the configuration file ({exc.strerror})") from None
     try:
         data = yaml.safe_load(text)
+        refuse_repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+    except RepeatedKeyError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

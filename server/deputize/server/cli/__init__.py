@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from deputize.server.cli import accounts, audit, clients, config, keys, revoke, serve
-from deputize.server.cli.common import CommandError
+from deputize.server.cli.common import CommandError, DatabaseUnavailable, UsageError
 from deputize.server.settings import ConfigError
 
 
@@ -23,11 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deputize: an OAuth 2.1 authorization server for delegating to AI agents.",
         epilog="Start with `deputize init`, then `deputize serve`.  Docs: docs/quickstart.md",
     )
+    parser.add_argument("--version", action="version", version=f"deputize {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for group in (serve, config, keys, clients, revoke, audit, accounts):
         group.add_parsers(commands)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version; a bare checkout (run from ``PYTHONPATH``, never
+    installed) has none to report, and says so rather than failing."""
+    try:
+        return metadata.version("deputize")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"deputize: configuration error: {exc}", file=sys.stderr)
         return 2
-    except CommandError as exc:
+    except UsageError as exc:
+        print(f"deputize: {exc}", file=sys.stderr)
+        return 2
+    except (CommandError, DatabaseUnavailable) as exc:
         print(f"deputize: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

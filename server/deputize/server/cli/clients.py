@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from deputize.server.cli.common import (
     CommandError,
+    UsageError,
     config_arg,
     run,
     settings_of,
@@ -19,8 +23,11 @@ from deputize.server.cli.common import (
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret
 from deputize.server.settings import (
     AUTH_METHODS,
+    GRANT_TYPES,
     PUBLIC_CLIENT,
     ClientConfig,
+    ConfigError,
+    Settings,
     parse_client,
 )
 from deputize.server.storage import clients as client_rows
@@ -31,6 +38,45 @@ def _read_secret_from_stdin() -> str:
     if sys.stdin.isatty():
         return getpass.getpass("Client secret: ")
     return sys.stdin.readline().rstrip("\r\n")
+
+
+#: ``clients add`` builds a client as the config file would have it and validates it with the
+#: same code; its errors name config keys, which the user did not type.  Each key is the flag
+#: that set it (``scopes`` -> ``--scope``), in this one place.
+_COMMAND_LINE = "command line"
+_FLAGS = {
+    "client_id": "--client-id",
+    "name": "--name",
+    "token_endpoint_auth_method": "--auth-method",
+    "jwks": "--jwks-file",
+    "jwks_uri": "--jwks-uri",
+    "grant_types": "--grant-type",
+    "scopes": "--scope",
+    "audiences": "--audience",
+    "redirect_uris": "--redirect-uri",
+    "post_logout_redirect_uris": "--post-logout-redirect-uri",
+    "delegate_agents": "--delegate-agent",
+    "agent": "--agent",
+    "can_introspect": "--can-introspect",
+}
+#: Keys whose flag says the opposite (``--allow-bearer`` sets the key to false), or that appear
+#: inside a message rather than at its head.
+_PHRASES = {
+    f"{_COMMAND_LINE}.dpop_bound_access_tokens: must be true": "--allow-bearer: not allowed",
+    "(agent: true)": "(--agent)",
+    "a public client (none)": "a public client (--auth-method none)",
+}
+
+
+def flag_error(exc: ConfigError) -> UsageError:
+    """The same refusal as ``exc``, naming the flags of ``clients add`` instead of config keys."""
+    message = str(exc)
+    for phrase, flag in _PHRASES.items():
+        message = message.replace(phrase, flag)
+    message = re.sub(
+        rf"{_COMMAND_LINE}\.(\w+)", lambda m: _FLAGS.get(m[1], f"--{m[1]}"), message
+    ).removeprefix(f"{_COMMAND_LINE}: ")
+    return UsageError(message)
 
 
 def cmd_clients_add(args: argparse.Namespace) -> int:
@@ -52,10 +98,8 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         "post_logout_redirect_uris": args.post_logout_redirect_uri or [],
         "delegate_agents": args.delegate_agent or [],
     }
-    if args.auth_method == PUBLIC_CLIENT:
-        pass  # a public client holds no credential
-    elif args.auth_method == "private_key_jwt":
-        if bool(args.jwks_file) == bool(args.jwks_uri):
+    if args.auth_method == "private_key_jwt":
+        if not args.jwks_file and not args.jwks_uri:
             raise CommandError("private_key_jwt needs exactly one of --jwks-file or --jwks-uri")
         if args.jwks_file:
             try:
@@ -64,14 +108,26 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
                 raise CommandError(f"--jwks-file: cannot read a JSON JWK Set: {exc}") from None
         else:
             data["jwks_uri"] = args.jwks_uri
-    else:
+    elif args.jwks_file or args.jwks_uri:
+        flag = "--jwks-file" if args.jwks_file else "--jwks-uri"
+        raise UsageError(f"{flag}: only for --auth-method private_key_jwt")
+    elif args.auth_method != PUBLIC_CLIENT:  # a public client holds no credential
         secret = generate_secret()
         data["client_secret_hash"] = hash_secret(secret)
-    client = parse_client(data, "command line", env={})
+    try:
+        client = parse_client(data, _COMMAND_LINE, env={})
+    except ConfigError as exc:
+        raise flag_error(exc) from None
 
     async def action(db: Database) -> None:
         async with db.begin() as conn:
-            await client_rows.add(conn, client, int(time.time()), by="cli")
+            await _check_delegate_agents(conn, settings, client)
+            try:
+                await client_rows.add(conn, client, int(time.time()), by="cli")
+            except ConfigError:
+                raise CommandError(
+                    f"--client-id: {client.client_id!r} is already registered"
+                ) from None
 
     run(settings, action)
     print(f"Added client {client.client_id} ({client.token_endpoint_auth_method}).")
@@ -79,6 +135,22 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         print("Client secret (shown once; store it now, Deputize keeps only its hash):")
         print(secret)
     return 0
+
+
+async def _check_delegate_agents(
+    conn: AsyncConnection, settings: Settings, client: ClientConfig
+) -> None:
+    """Each ``--delegate-agent`` must name an agent client, from the config or the database:
+    a typo would put a name on the consent page that no token exchange can ever match."""
+    configured = {c.client_id: c for c in settings.clients}
+    for agent_id in client.delegate_agents:
+        agent = configured.get(agent_id) or await client_rows.get(conn, agent_id)
+        if agent is None:
+            raise UsageError(
+                f"--delegate-agent: no client {agent_id!r} in the config or the database"
+            )
+        if not agent.agent:
+            raise UsageError(f"--delegate-agent: {agent_id!r} is not an agent (agent: true)")
 
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
@@ -125,10 +197,13 @@ def cmd_clients_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_hash_secret(args: argparse.Namespace) -> int:
+    # Piped (`... | tee hash.txt`), standard output carries the hash alone, for a script to
+    # take; the words around it, and a generated secret meant for a person, go to stderr.
+    human = sys.stdout if sys.stdout.isatty() else sys.stderr
     if args.generate:
         secret = generate_secret()
-        print("Client secret (give it to the client; it is not stored anywhere):")
-        print(secret)
+        print("Client secret (give it to the client; it is not stored anywhere):", file=human)
+        print(secret, file=human)
     else:
         secret = _read_secret_from_stdin()
         if len(secret) < MIN_SECRET_LENGTH:
@@ -136,7 +211,7 @@ def cmd_clients_hash_secret(args: argparse.Namespace) -> int:
                 f"client secrets must be at least {MIN_SECRET_LENGTH} characters; "
                 "use --generate for a random one"
             )
-    print("client_secret_hash for the config file:")
+    print("client_secret_hash for the config file:", file=human, flush=True)
     print(hash_secret(secret))
     return 0
 
@@ -163,14 +238,18 @@ def add_parsers(commands: Any) -> None:
         default="client_secret_basic",
         help="token_endpoint_auth_method (default client_secret_basic; none: a public app)",
     )
-    add.add_argument("--jwks-file", help="JSON JWK Set with the client's public keys")
-    add.add_argument("--jwks-uri", help="URL of the client's JWK Set")
-    add.add_argument(
+    keys = add.add_mutually_exclusive_group()
+    keys.add_argument("--jwks-file", help="JSON JWK Set with the client's public keys")
+    keys.add_argument("--jwks-uri", help="URL of the client's JWK Set")
+    grants = add.add_mutually_exclusive_group()
+    grants.add_argument(
         "--grant-type",
         action="append",
+        choices=GRANT_TYPES,
+        metavar="GRANT_TYPE",
         help="allowed grant type (repeatable; default client_credentials)",
     )
-    add.add_argument(
+    grants.add_argument(
         "--no-grant-types",
         action="store_true",
         help="no grant at all: a resource server that only introspects",
@@ -185,10 +264,11 @@ def add_parsers(commands: Any) -> None:
         "--delegate-agent",
         action="append",
         metavar="CLIENT_ID",
-        help="agent the client may hand signed-in users' authority to (repeatable)",
+        help="agent client the client may hand signed-in users' authority to (repeatable)",
     )
-    add.add_argument("--agent", action="store_true", help="the client is an AI agent")
-    add.add_argument(
+    holder = add.add_mutually_exclusive_group()
+    holder.add_argument("--agent", action="store_true", help="the client is an AI agent")
+    holder.add_argument(
         "--allow-bearer",
         action="store_true",
         help="let the client get unbound bearer tokens (not allowed for agents)",
@@ -214,7 +294,9 @@ def add_parsers(commands: Any) -> None:
         help="hash a client secret for the config file",
         description=(
             "Read a client secret from standard input (or a prompt) and print the "
-            "client_secret_hash value for the config file.  Secrets never go on the command line."
+            "client_secret_hash value for the config file.  Secrets never go on the command line. "
+            "When standard output is not a terminal it carries the hash alone; the rest (with "
+            "--generate, the new secret too) goes to standard error."
         ),
     )
     hash_secret_.add_argument(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,13 @@ from typing import Any
 from deputize.server.cli.common import (
     DEFAULT_CONFIG,
     CommandError,
+    UsageError,
+    config_arg,
+    redact,
 )
 from deputize.server.settings import (
+    ConfigError,
+    check_issuer,
     load_settings,
 )
 
@@ -23,32 +27,31 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise CommandError(f"{target} exists; pass --force to overwrite it")
     text = (resources.files("deputize.server") / "starter.yaml").read_text(encoding="utf-8")
     if args.issuer:
+        try:  # the rule check-config applies: a file init writes must pass it
+            check_issuer(args.issuer, "--issuer")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
         text = text.replace("issuer: http://127.0.0.1:8000", f"issuer: {args.issuer}", 1)
-    target.write_text(text, encoding="utf-8")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"--output: cannot write {target}: {exc.strerror}") from None
     print(f"Wrote {target}.  Next: deputize serve --config {target}")
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    print(f"{args.file}: OK")
+    if args.file and args.config and args.file != args.config:
+        raise UsageError(f"FILE {args.file!r} and --config {args.config!r} differ; pass one")
+    file = args.file or args.config or DEFAULT_CONFIG
+    settings = load_settings(file)
+    print(f"{file}: OK")
     print(f"  issuer            {settings.issuer}")
-    print(f"  database          {_redact(settings.database_url)}")
+    print(f"  database          {redact(settings.database_url)}")
     print(f"  signing algorithm {settings.signing_alg}")
     print(f"  static clients    {len(settings.clients)}")
     print(f"  trusted issuers   {len(settings.trusted_issuers)}")
     return 0
-
-
-def _redact(url: str) -> str:
-    # asyncpg also takes the password as a query parameter (?password=...).
-    url = re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
-    return url
 
 
 def add_parsers(commands: Any) -> None:
@@ -68,5 +71,8 @@ def add_parsers(commands: Any) -> None:
         help="validate a configuration file",
         description="Validate a configuration file and print a summary.",
     )
-    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "file", metavar="FILE", nargs="?", help=f"the same as --config (default: {DEFAULT_CONFIG})"
+    )
+    config_arg(check, default=None)
     check.set_defaults(func=cmd_check_config)

@@ -43,8 +43,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock.set_inheritable(True)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    # One line, flushed before start-up work, so scripts (and our tests) can read the address.
-    print(f"Deputize listening on http://{shown}:{port} (issuer {settings.issuer})", flush=True)
+    # The database first, in one line if it cannot be used (database.url and the cause), before
+    # uvicorn, whose start-up failure is a traceback in the log and exit status 3.
+    run(settings, _migrated)
     issuer = urlsplit(settings.issuer)
     if issuer.hostname in ("127.0.0.1", "localhost", "::1") and issuer.port not in (None, port):
         # Clients sign DPoP proofs for the issuer's URLs: a mismatch here fails every proof.
@@ -65,7 +66,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     # After Config, which configures logging: no whole ID token from a logout URL in the log.
     logging.getLogger("uvicorn.access").addFilter(RedactQuery())
-    server = uvicorn.Server(config)
+    # One line, flushed once the app has started, so scripts (and our tests) can read the
+    # address and use it at once; requests sent before wait in the listen backlog.
+    line = f"Deputize listening on http://{shown}:{port} (issuer {settings.issuer})"
+
+    class AnnouncingServer(uvicorn.Server):
+        """uvicorn's server, printing ``line`` once it serves: after the app's start-up
+        (migrations, keys, secrets), not when the socket is bound."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                print(line, flush=True)
+
+    server = AnnouncingServer(config)
     if threading.current_thread() is threading.main_thread():
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
         # handler it found.  A stop on request is a success: make that handler exit with 0.
@@ -76,6 +90,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.freeze()
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+async def _migrated(db: Database) -> None:
+    """Nothing more: :func:`run` has connected and migrated by the time it calls this."""
+
+
+def _port(value: str) -> int:
+    """A TCP port number, refused by argparse (naming ``--port``) rather than by the kernel."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value!r}")
+    return port
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -97,7 +126,7 @@ def add_parsers(commands: Any) -> None:
     config_arg(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, default=8000, help="port to bind; 0 picks a free one (default 8000)"
+        "--port", type=_port, default=8000, help="port to bind; 0 picks a free one (default 8000)"
     )
     serve.add_argument(
         "--log-level",
