@@ -14,6 +14,7 @@ import yaml
 
 from deputize.keys import SigningKey
 from deputize.server import cli, settings
+from deputize.server.configuration.sections import Section
 
 from support import LiveServer, ServerFactory
 
@@ -23,14 +24,14 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     """Every key path the parser asks for, recorded while it reads a maximal configuration."""
     seen: set[str] = set()
-    original = settings._Section.raw
+    original = Section.raw
 
-    def recording_raw(self: settings._Section, name: str) -> Any:
+    def recording_raw(self: Section, name: str) -> Any:
         path = re.sub(r"\[\d+\]", "[]", self.key(name))
         seen.add(path)
         return original(self, name)
 
-    monkeypatch.setattr(settings._Section, "raw", recording_raw)
+    monkeypatch.setattr(Section, "raw", recording_raw)
     key = SigningKey.generate()
     config = {
         "issuer": "https://auth.example.com",

@@ -54,7 +54,7 @@ def _missing_database() -> str:
 @pytest.mark.parametrize(
     ("kind", "cause"),
     [
-        ("missing folder", "unable to open database file: folder "),
+        ("missing folder", "cannot open the database file: folder "),
         ("postgres down", "connection refused"),
         pytest.param(
             "no such database",

@@ -86,7 +86,7 @@ CAUSES: list[tuple[BaseException, str | None]] = [
     ),
     (
         _adapted(asyncpg.exceptions.InvalidCatalogNameError("no such database")),
-        "the database does not exist",
+        "the database does not exist (no such database)",  # with the server's own words
     ),
     (
         asyncpg.exceptions.InterfaceError("connection is closed"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +20,8 @@ import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.sections import ConfigError as ConfigError
+from deputize.server.configuration.sections import Section
 from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -35,10 +37,6 @@ ENV_DATABASE_URL: Final = "DEPUTIZE_DATABASE_URL"
 ENV_CLIENT_SECRET_PREFIX: Final = "DEPUTIZE_CLIENT_SECRET_"
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~:@/-]{1,128}")
-
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message names the key and what was expected."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,103 +182,7 @@ def async_database_url(url: str, *, base: Path = Path()) -> str:
 # --- reading and validating ---------------------------------------------------------------------
 
 
-class _Section:
-    """Typed reads from one mapping of the YAML file; every error names the full key path."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path or 'top level'}: expected a mapping, got {_kind(data)}")
-        self.data = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def raw(self, name: str) -> Any:
-        self.seen.add(name)
-        return self.data.get(name)
-
-    def section(self, name: str) -> _Section:
-        return _Section(self.raw(name), self.key(name))
-
-    def string(
-        self, name: str, default: str | None = None, *, required: bool = False
-    ) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            if required:
-                raise ConfigError(f"{self.key(name)}: required, expected a string")
-            return default
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {_kind(value)}")
-        return value
-
-    def choice(self, name: str, choices: Sequence[str], default: str | None = None) -> str:
-        value = self.string(name, default, required=default is None)
-        if value is None or value not in choices:
-            raise ConfigError(
-                f"{self.key(name)}: expected one of {', '.join(choices)}; got {value!r}"
-            )
-        return value
-
-    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(
-                f"{self.key(name)}: expected a whole number from {low} to {high}, got {value!r}"
-            )
-        return value
-
-    def seconds(self, name: str, default: float, *, low: float, high: float) -> float:
-        """A duration in seconds, whole or fractional (``0.5``)."""
-        value = self.raw(name)
-        if value is None:
-            return default
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not low <= value <= high:
-            raise ConfigError(
-                f"{self.key(name)}: expected a number of seconds from {low:g} to {high:g}, "
-                f"got {value!r}"
-            )
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
-        return value
-
-    def strings(self, name: str, default: Sequence[str] = ()) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is None:
-            return tuple(default)
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{self.key(name)}: expected a list of strings")
-        if len(set(value)) != len(value):
-            raise ConfigError(f"{self.key(name)}: lists a value twice")
-        return tuple(value)
-
-    def done(self) -> None:
-        unknown = sorted(str(k) for k in self.data if k not in self.seen)
-        if unknown:
-            expected = ", ".join(sorted(self.seen))
-            raise ConfigError(f"{self.key(unknown[0])}: unknown key (expected one of: {expected})")
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _url(
-    section: _Section, name: str, *, required: bool, https_unless_loopback: bool
-) -> str | None:
+def _url(section: Section, name: str, *, required: bool, https_unless_loopback: bool) -> str | None:
     value = section.string(name, required=required)
     if value is None:
         return None
@@ -300,7 +202,7 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def _jwks(section: _Section, name: str) -> Mapping[str, Any] | None:
+def _jwks(section: Section, name: str) -> Mapping[str, Any] | None:
     value = section.raw(name)
     if value is None:
         return None
@@ -315,7 +217,7 @@ def _jwks(section: _Section, name: str) -> Mapping[str, Any] | None:
     return result
 
 
-def _scopes(section: _Section, name: str) -> tuple[str, ...]:
+def _scopes(section: Section, name: str) -> tuple[str, ...]:
     scopes = section.strings(name)
     for scope in scopes:
         if not _SCOPE_TOKEN.fullmatch(scope):
@@ -330,7 +232,7 @@ def secret_env_name(client_id: str) -> str:
 
 
 def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
-    s = _Section(data, path)
+    s = Section(data, path)
     client_id = s.string("client_id", required=True)
     assert client_id is not None
     if not _CLIENT_ID.fullmatch(client_id):
@@ -440,7 +342,7 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
     return client
 
 
-def _redirect_uris(section: _Section, name: str) -> tuple[str, ...]:
+def _redirect_uris(section: Section, name: str) -> tuple[str, ...]:
     """RFC 6749 §3.1.2 / RFC 9700 §2.1: absolute, no fragment, compared as exact strings.
     ``http`` only on loopback (RFC 8252 §7.3); other schemes must be private-use ones (§7.1)."""
     uris = section.strings(name)
@@ -465,14 +367,14 @@ def _redirect_uris(section: _Section, name: str) -> tuple[str, ...]:
     return uris
 
 
-def _optional_int(section: _Section, name: str, *, low: int, high: int) -> int | None:
+def _optional_int(section: Section, name: str, *, low: int, high: int) -> int | None:
     if section.raw(name) is None:
         return None
     return section.integer(name, low, low=low, high=high)
 
 
 def _delegation_grant(data: Any, path: str) -> DelegationGrant:
-    s = _Section(data, path)
+    s = Section(data, path)
     subject = s.string("subject", required=True)
     agents = s.strings("agents")
     if not agents:
@@ -485,7 +387,7 @@ def _delegation_grant(data: Any, path: str) -> DelegationGrant:
 
 
 def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
-    s = _Section(data, path)
+    s = Section(data, path)
     issuer = _url(s, "issuer", required=True, https_unless_loopback=True)
     audience = s.string("audience", required=True)
     jwks_uri = _url(s, "jwks_uri", required=False, https_unless_loopback=True)
@@ -515,7 +417,7 @@ def check_issuer(issuer: str, key: str = "issuer") -> None:
 
 
 def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>") -> Settings:
-    top = _Section(data, "")
+    top = Section(data, "")
     issuer = env.get(ENV_ISSUER) or top.string("issuer", required=True)
     top.seen.add("issuer")
     assert issuer is not None

@@ -17,7 +17,7 @@ from deputize.server.settings import (
     load_settings,
 )
 from deputize.server.storage.database import Database
-from deputize.server.storage.faults import describe_unavailable
+from deputize.server.storage.outage import unavailable_cause
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "deputize.yaml"
@@ -41,15 +41,12 @@ class DatabaseUnavailable(Exception):
     and the cause, exit status 1; never a driver's traceback."""
 
 
-#: Seconds a command waits for the database to take a first connection: PostgreSQL that does
-#: not answer (a partition, a firewall dropping packets) would otherwise hold it for a minute.
-CONNECT_TIMEOUT = 10.0
-
-
 async def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     db = Database(settings.async_database_url, pool_size=1)
     try:
-        async with asyncio.timeout(CONNECT_TIMEOUT):
+        # PostgreSQL that does not answer (a partition, a firewall dropping packets) would
+        # otherwise hold the command for a minute: database.connect_timeout bounds it.
+        async with asyncio.timeout(settings.database_connect_timeout):
             async with db.engine.connect():  # the pool keeps it for what follows
                 pass
         await db.migrate()
@@ -78,7 +75,7 @@ def _open_sqlite_file(url: str) -> None:
 
 def unavailable(settings: Settings, exc: BaseException) -> None:
     """Raise :class:`DatabaseUnavailable` if ``exc`` says the database is out of reach."""
-    cause = describe_unavailable(exc, url=settings.async_database_url)
+    cause = unavailable_cause(exc, url=settings.async_database_url)
     if cause is not None:
         key = ENV_DATABASE_URL if os.environ.get(ENV_DATABASE_URL) else "database.url"
         raise DatabaseUnavailable(f"{key} ({redact(settings.database_url)}): {cause}") from None

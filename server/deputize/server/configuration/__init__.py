@@ -1,5 +1,7 @@
-"""Reading configuration files: what the YAML parser lets through and a configuration must not.
+"""Reading configuration files below the meaning of any key: typed reads whose errors name the
+key path (``sections.py``), and what the YAML parser lets through that a configuration must not
+(``yaml_keys.py``).
 
-``deputize.server.settings`` validates what a file says; this package holds the checks on how
-it is written, below the meaning of any key.  A leaf: it imports nothing of the server.
+``deputize.server.settings`` decides what each key means.  A leaf: it imports nothing of the
+server.
 """

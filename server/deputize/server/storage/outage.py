@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import asyncpg
@@ -69,18 +71,23 @@ _SQLITE: Final = {
     "disk i/o error": "disk I/O error on the database file",
     "attempt to write a readonly database": "the database file is read-only",
     "database or disk is full": "the disk holding the database is full",
+    "file is not a database": "the file is not a database (not SQLite)",
 }
 
 
-def unavailable_cause(exc: BaseException) -> str | None:
+def unavailable_cause(exc: BaseException, *, url: str | None = None) -> str | None:
     """A few words on why the database is unavailable, if ``exc`` says it is; else None.
 
     Follows the chain the drivers build (SQLAlchemy's ``orig``, then ``raise ... from``), so
-    a wrapped driver error is recognised wherever it was raised.
+    a wrapped driver error is recognised wherever it was raised.  ``url``, the database URL,
+    lets SQLite's "unable to open database file" say why (a missing folder, a file where a
+    folder should be, a folder that cannot be written), for the command line and start-up.
     """
     invalidated = False
     for one in _chain(exc):
         cause = _cause_of(one)
+        if cause == _SQLITE["unable to open database file"] and url is not None:
+            return _sqlite_open(cause, url)
         if cause is not None:
             return cause
         invalidated |= bool(getattr(one, "connection_invalidated", False))
@@ -103,7 +110,11 @@ def _cause_of(exc: BaseException) -> str | None:
         return "no database connection came free within database.pool_timeout"
     if isinstance(exc, TimeoutError):  # asyncpg's connect and command timeouts, our own
         return "the database did not answer in time"
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError) or (
+        # asyncpg, for a host with several addresses: "Multiple exceptions: ... Connect call
+        # failed (...)", an OSError with no errno of its own.
+        isinstance(exc, OSError) and "Connect call failed" in str(exc)
+    ):
         return "connection refused"
     if isinstance(exc, ConnectionError):
         return "the connection to the database was lost"
@@ -113,13 +124,35 @@ def _cause_of(exc: BaseException) -> str | None:
         return _UNREACHABLE[exc.errno]
     if isinstance(exc, asyncpg.PostgresError):
         state = str(getattr(exc, "sqlstate", "") or "")
-        return _SQLSTATES.get(state) or _SQLSTATE_CLASSES.get(state[:2])
+        cause = _SQLSTATES.get(state) or _SQLSTATE_CLASSES.get(state[:2])
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if said and (state == "3D000" or state[:2] == "28"):
+            # The server's own words name what is missing (the database, the role).
+            return f"{cause} ({said})"
+        return cause
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
         return "the connection to the database was lost"
-    if isinstance(exc, sqlite3.OperationalError):
+    if isinstance(exc, sqlite3.DatabaseError):  # OperationalError, and "not a database"
         message = str(exc).lower()
         return next((cause for text, cause in _SQLITE.items() if message.startswith(text)), None)
     return None
+
+
+def _sqlite_open(cause: str, url: str) -> str:
+    """Why SQLite could not open its file, when the path says."""
+    if "sqlite" not in url.partition("://")[0]:
+        return cause
+    folder = Path(url.partition(":///")[2]).parent
+    if not folder.exists():
+        ancestor = next((p for p in folder.parents if p.exists()), None)
+        if ancestor is not None and not ancestor.is_dir():
+            return f"{cause}: {ancestor} is not a folder"
+        return f"{cause}: folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{cause}: {folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{cause}: folder {folder} is not writable"
+    return cause
 
 
 @dataclass(frozen=True, slots=True)
