@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from deputize.server.client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret
+from deputize.server.dates import when
 from deputize.server.keyring import RotationError, ensure_keys, published, rotate
 from deputize.server.revocation import revoke as revoke_tokens
 from deputize.server.settings import (
@@ -198,14 +199,14 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_key_json(row, row.kid in shown) for row in rows], indent=2))
         return 0
-    print(f"{'KID':<45} {'ALG':<6} {'STATE':<8} {'CREATED':<20} {'IN JWKS UNTIL'}")
+    print(f"{'KID':<45} {'ALG':<6} {'STATE':<8} {'CREATED':<23} {'IN JWKS UNTIL'}")
     for row in rows:
         until = "-" if row.publish_until is None else _when(row.publish_until)
         if row.state != "retired":
             until = "published"
         elif row.kid not in shown:
             until = "dropped"
-        print(f"{row.kid:<45} {row.alg:<6} {row.state:<8} {_when(row.created_at):<20} {until}")
+        print(f"{row.kid:<45} {row.alg:<6} {row.state:<8} {_when(row.created_at):<23} {until}")
     return 0
 
 
@@ -223,7 +224,7 @@ def _key_json(row: key_rows.KeyRow, in_jwks: bool) -> dict[str, Any]:
 
 
 def _when(ts: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    return when(ts, seconds=True)
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
