@@ -678,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     from deputize.server import cli_accounts  # imports this module: register after it is built
 
     cli_accounts.add_parsers(commands)
+    from deputize.server import cli_jwk
+
+    cli_jwk.add_parser(commands)
     return parser
 
 
