@@ -5,6 +5,7 @@ browser, so the test sees exactly where the user lands."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -137,3 +138,41 @@ def test_unregistered_redirect_is_shown_not_followed(
     expect(page.get_by_role("heading", name="Sign-in request refused")).to_be_visible()
     shot(page, "error")
     assert landed == []
+
+
+def test_the_pages_link_to_each_other_and_dates_have_one_format(
+    page: Page, server: LiveServer, landed: list[str]
+) -> None:
+    """Home -> account (sign-in first) -> home by the header; consent -> account page; sign out
+    -> sign in again.  Every date has the same shape, with time and zone."""
+    date = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
+    page.goto(server.url + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Deputize at {server.url[7:]}")
+    expect(page.locator("#issuer")).to_have_text(server.url)
+    expect(page.get_by_role("main")).to_be_visible()
+    expect(page.get_by_role("banner")).to_be_visible()
+    shot(page, "home")
+    page.get_by_role("link", name="Authorization server metadata").click()
+    expect(page.get_by_text(f'"issuer":"{server.url}"')).to_be_visible()
+    page.go_back()
+    page.get_by_role("link", name="Your account").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_role("link", name="Deputize").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Deputize at")
+
+    open_authorize(page, server)
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Allow Example Docs to act for you?")).to_be_visible()
+    promised = page.get_by_text(re.compile(r"^Until .*, unless you withdraw it")).inner_text()
+    assert date.search(promised), promised
+    page.get_by_role("button", name="Allow").click()
+    expect(page.get_by_role("heading", name="Back at the app")).to_be_visible()
+    open_authorize(page, server, prompt="consent")
+    page.get_by_role("link", name="your account page").click()
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    shown = page.locator("#consents").get_by_text(re.compile(r"^Until ")).first.inner_text()
+    assert date.fullmatch(shown.removeprefix("Until ")), shown
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="You are signed out")).to_be_visible()
+    page.get_by_role("link", name="sign in again").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()

@@ -23,6 +23,7 @@ from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.account import account, revoke_consent
 from deputize.server.endpoints.authorize import authorize
+from deputize.server.endpoints.home import Home
 from deputize.server.endpoints.introspect import introspect
 from deputize.server.endpoints.jwks import jwks
 from deputize.server.endpoints.login import login, logout
@@ -229,6 +230,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/account", account, methods=["GET"]),
         Route("/account/consents/revoke", revoke_consent, methods=["POST"]),
         Route("/userinfo", userinfo, methods=["GET", "POST"]),
+        Route("/", Home()),  # every method: all but a browser's GET get the old JSON 404
     ]
     return DeputizeApp(
         routes=routes,

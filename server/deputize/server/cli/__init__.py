@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from deputize.server.cli import accounts, audit, clients, config, keys, revoke, serve
+from deputize.server.cli import accounts, audit, clients, config, jwk, keys, revoke, serve
 from deputize.server.cli.common import CommandError, DatabaseUnavailable, UsageError
 from deputize.server.settings import ConfigError
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deputize {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for group in (serve, config, keys, clients, revoke, audit, accounts):
+    for group in (serve, config, keys, jwk, clients, revoke, audit, accounts):
         group.add_parsers(commands)
     return parser
 

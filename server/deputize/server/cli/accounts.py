@@ -154,11 +154,11 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     if not rows:
         print("No users.  Add one with: deputize users add --config FILE USERNAME")
         return 0
-    print(f"{'USERNAME':<24} {'STATE':<9} {'CREATED':<20} {'NAME / EMAIL'}")
+    print(f"{'USERNAME':<24} {'STATE':<9} {'CREATED':<23} {'NAME / EMAIL'}")
     for u in rows:
         state = "active" if u.active else "disabled"
         about = " ".join(x for x in (u.name or "", f"<{u.email}>" if u.email else "") if x)
-        print(f"{u.sub:<24} {state:<9} {when(u.created_at):<20} {about}")
+        print(f"{u.sub:<24} {state:<9} {when(u.created_at):<23} {about}")
     return 0
 
 
@@ -176,12 +176,12 @@ def cmd_consents_list(args: argparse.Namespace) -> int:
     if not rows:
         print("No consents.")
         return 0
-    print(f"{'ID':<33} {'USER':<16} {'CLIENT':<20} {'EXPIRES':<20} {'SCOPES / AGENTS'}")
+    print(f"{'ID':<33} {'USER':<16} {'CLIENT':<20} {'EXPIRES':<23} {'SCOPES / AGENTS'}")
     for c in rows:
         expires = "revoked" if c.revoked_at is not None else when(c.expires_at)
         agents = f"  agents: {' '.join(c.agents)}" if c.agents else ""
         print(
-            f"{c.id:<33} {c.sub:<16} {c.client_id:<20} {expires:<20} {' '.join(c.scopes)}{agents}"
+            f"{c.id:<33} {c.sub:<16} {c.client_id:<20} {expires:<23} {' '.join(c.scopes)}{agents}"
         )
     return 0
 

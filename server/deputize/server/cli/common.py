@@ -7,10 +7,10 @@ import asyncio
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from deputize.server.http import dates
 from deputize.server.settings import (
     ENV_DATABASE_URL,
     Settings,
@@ -94,7 +94,8 @@ def redact(url: str) -> str:
 
 
 def when(ts: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    """A time as every page and command shows it, to the second (``http/dates.py``)."""
+    return dates.when(ts, seconds=True)
 
 
 def config_arg(parser: argparse.ArgumentParser, *, default: str | None = DEFAULT_CONFIG) -> None:

@@ -36,14 +36,14 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_key_json(row, row.kid in shown) for row in rows], indent=2))
         return 0
-    print(f"{'KID':<45} {'ALG':<6} {'STATE':<8} {'CREATED':<20} {'IN JWKS UNTIL'}")
+    print(f"{'KID':<45} {'ALG':<6} {'STATE':<8} {'CREATED':<23} {'IN JWKS UNTIL'}")
     for row in rows:
         until = "-" if row.publish_until is None else when(row.publish_until)
         if row.state != "retired":
             until = "published"
         elif row.kid not in shown:
             until = "dropped"
-        print(f"{row.kid:<45} {row.alg:<6} {row.state:<8} {when(row.created_at):<20} {until}")
+        print(f"{row.kid:<45} {row.alg:<6} {row.state:<8} {when(row.created_at):<23} {until}")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -46,7 +45,7 @@ async def account(request: Request, ctx: ServerContext, browser: Browser) -> Res
                     "client_name": (client.name if client else None) or consent.client_id,
                     "scopes": describe_all(consent.scopes),
                     "agents": agents,
-                    "expires": time.strftime("%d %B %Y", time.gmtime(consent.expires_at)),
+                    "expires_at": consent.expires_at,
                 }
             )
     notice = {"revoked": "Access withdrawn. Those apps and agents can no longer act for you."}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlencode, urlsplit
@@ -253,10 +252,6 @@ def _sign_in_again(ctx: ServerContext, request: AuthorizationRequest) -> Respons
     return redirect(ctx.settings.endpoint("/login") + "?" + urlencode({"next": next_}), status=302)
 
 
-def _expiry_text(timestamp: int) -> str:
-    return time.strftime("%d %B %Y", time.gmtime(timestamp)).lstrip("0")
-
-
 @page
 async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> Response:
     now = int(ctx.clock())
@@ -372,7 +367,7 @@ async def _decide(
             for agent in agents
             if agent is not client  # an agent client is presented as itself, above
         ],
-        expires=_expiry_text(now + settings.consent_lifetime),
+        expires_at=now + settings.consent_lifetime,
         redirect_host=urlsplit(auth.redirect_uri).netloc or auth.redirect_uri.split(":")[0],
         action=settings.endpoint("/authorize"),
         params=[(n, v) for n, v in auth.params if not (n == "prompt" and v == "consent")],

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from deputize.keys.compare import same_text
+from deputize.server.http.dates import when
 from deputize.server.settings import Settings
 
 _TEMPLATES: Final = jinja2.Environment(
@@ -36,6 +37,8 @@ _TEMPLATES: Final = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Every date on every page in one format, with time and zone (``dates.py``).
+_TEMPLATES.filters["when"] = when
 BROWSER_COOKIE: Final = "deputize_browser"
 SESSION_COOKIE: Final = "deputize_session"
 _COOKIE_VALUE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -165,6 +168,8 @@ def render(
         style_nonce=nonce,
         csrf=browser.csrf if browser else "",
         issuer_host=urlsplit(settings.issuer).netloc,
+        home_url=settings.endpoint("/"),
+        account_url=settings.endpoint("/account"),
         **context,
     )
     response = HTMLResponse(html, status_code=status, headers=_headers(nonce))
