@@ -513,11 +513,6 @@ def stolen_with_thiefs_key(server: LiveServer) -> Send:
     return lambda: exchange(server, "agent-a", t1, dpop_key=ROGUE_KEY)
 
 
-def holders_key_without_ath(server: LiveServer) -> Send:
-    t1 = start_chain(server)
-    return lambda: exchange(server, "agent-a", t1, ath=False)
-
-
 def holders_key_with_ath_of_another_token(server: LiveServer) -> Send:
     t1, other = start_chain(server), start_chain(server)
     return lambda: exchange(
@@ -573,20 +568,14 @@ def person_bound_token_with_agents_key(server: LiveServer) -> Send:
     return lambda: exchange(server, "agent-a", token, subject_type=JWT, ath=True)
 
 
-def person_bound_token_without_ath(server: LiveServer) -> Send:
-    token = user_token(cnf={"jkt": ALICE_KEY.kid})
-    return lambda: exchange(server, "agent-a", token, subject_type=JWT, dpop_key=ALICE_KEY)
-
-
 UNBOUND_SERVICE_A: dict[str, Any] = {  # agents must be DPoP-bound; a plain service need not be
     "agent_overrides": {"agent-a": {"agent": False, "dpop_bound_access_tokens": False}}
 }
 
+# Without ath, and ath under dpop.require_subject_token_ath: test_exchange_ath.py.
 POSSESSION_ATTACKS = [
     pytest.param(Attack(stolen_with_thiefs_key, "invalid_dpop_proof"),
                  id="refuses a stolen bound token proved with the thief's key"),
-    pytest.param(Attack(holders_key_without_ath, "invalid_dpop_proof"),
-                 id="refuses the holder's key when the proof has no ath"),
     pytest.param(Attack(holders_key_with_ath_of_another_token, "invalid_dpop_proof"),
                  id="refuses the holder's key when ath is for another token"),
     pytest.param(Attack(holders_key_with_non_ascii_ath, "invalid_dpop_proof"),
@@ -603,8 +592,6 @@ POSSESSION_ATTACKS = [
                  id="refuses an exchange without a DPoP proof from a client not held to DPoP"),
     pytest.param(Attack(person_bound_token_with_agents_key, "invalid_dpop_proof"),
                  id="refuses a person's key-bound token proved with the agent's key"),
-    pytest.param(Attack(person_bound_token_without_ath, "invalid_dpop_proof"),
-                 id="refuses a person's key-bound token proved by its key without ath"),
 ]  # fmt: skip
 
 

@@ -120,6 +120,9 @@ class Settings:
     dpop_require_nonce: bool = True
     dpop_proof_max_age: int = 60
     dpop_nonce_lifetime: int = 300
+    dpop_require_subject_token_ath: bool = False
+    """Whether a token exchange's proof must carry ``ath`` for a key-bound subject token
+    (decision 0010); the key match is required either way."""
     client_assertion_max_lifetime: int = 300
     jwks_max_age: int = 300
     key_refresh_interval: int = 30
@@ -531,6 +534,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     require_nonce = dpop.boolean("require_nonce", True)
     proof_max_age = dpop.integer("proof_max_age", 60, low=5, high=600)
     nonce_lifetime = dpop.integer("nonce_lifetime", 300, low=30, high=86_400)
+    subject_token_ath = dpop.boolean("require_subject_token_ath", False)
     dpop.done()
 
     client_auth = top.section("client_authentication")
@@ -587,6 +591,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         dpop_require_nonce=require_nonce,
         dpop_proof_max_age=proof_max_age,
         dpop_nonce_lifetime=nonce_lifetime,
+        dpop_require_subject_token_ath=subject_token_ath,
         client_assertion_max_lifetime=assertion_max,
         jwks_max_age=jwks_max_age,
         key_refresh_interval=refresh,

@@ -3,7 +3,8 @@
 The contract this enforces is ``docs/delegation.md``.  In short, for each exchange:
 
 1. Whoever presents a sender-constrained subject token proves its key: the request's DPoP
-   proof must be signed by the key in the token's ``cnf.jkt`` and carry ``ath`` for it.
+   proof must be signed by the key in the token's ``cnf.jkt``; its ``ath``, if any, must be
+   that token's hash (required only with ``dpop.require_subject_token_ath``).
 2. The new token is bound to the key of the party that will present it: the requester's proof
    key, or the actor's key when the requester delegates to an ``actor_token`` in one call.
 3. ``audience`` naming a registered client makes a hand-off token for that client instead:
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from deputize.keys import JoseError
+from deputize.keys import DPoPProof, JoseError
 from deputize.keys.chain import (
     AttenuationError,
     Chain,
@@ -29,6 +30,7 @@ from deputize.keys.chain import (
     attenuate_expiry,
     attenuate_scopes,
 )
+from deputize.keys.compare import same_text
 from deputize.server.client_auth import find_client
 from deputize.server.delegation_policy import authorise
 from deputize.server.errors import (
@@ -42,7 +44,7 @@ from deputize.server.errors import (
 from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
 from deputize.server.scopes import parse_scope
-from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig
+from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig, Settings
 from deputize.server.storage.tokens import DELEGATION, HANDOFF, USER
 from deputize.server.subject_tokens import (
     ACCESS_TOKEN_TYPE,
@@ -96,13 +98,10 @@ class TokenExchangeGrant:
         request.refusal.actors = subject.chain.actors
         request.refusal.task = subject.task
 
-        # Rule 1: a bound subject token is presented by its key holder, for this very token.
-        if subject.jkt is not None and (
-            proof.jkt != subject.jkt or not proof.covers(subject_token)
-        ):
-            raise InvalidDPoPProofError(
-                "the DPoP proof must be signed by the subject token's key and carry its ath"
-            )
+        # Rule 1: a bound subject token is presented by its key holder (RFC 9449 §6.1: the
+        # token is bound to the key its cnf.jkt names).
+        if subject.jkt is not None:
+            _check_holder_proof(proof, subject.jkt, subject_token, settings)
 
         targets = form.get_all("audience") + form.get_all("resource")
         recipients = [t for t in targets if await _is_agent(request, t)]
@@ -244,6 +243,28 @@ class TokenExchangeGrant:
         if subject.task is not None and requested != subject.task:
             raise InvalidRequestError("the task is fixed by the parent token")
         return requested
+
+
+def _check_holder_proof(proof: DPoPProof, jkt: str, subject_token: str, settings: Settings) -> None:
+    """Rule 1: the proof of an exchange of a key-bound subject token is signed by its key.
+
+    RFC 9449 §4.2: ``ath`` "MUST" be in a proof "used in conjunction with the presentation of
+    an access token in protected resource access"; at the token endpoint the token travels in
+    the body and standard clients add no ``ath``.  What proves possession is the key: the
+    proof's must be the one ``cnf.jkt`` names (§6.1), so ``ath`` is checked when present and
+    required only with ``dpop.require_subject_token_ath`` (decision 0010).
+    """
+    if not same_text(proof.jkt, jkt):
+        raise InvalidDPoPProofError("the DPoP proof must be signed by the subject token's key")
+    if proof.ath is not None:
+        # §4.3: a proof that names an access token by its hash must name this one.
+        if not proof.covers(subject_token):
+            raise InvalidDPoPProofError("the DPoP proof's ath is not the subject token's hash")
+    elif settings.dpop_require_subject_token_ath:
+        raise InvalidDPoPProofError(
+            "the DPoP proof must carry ath, the subject token's hash "
+            "(dpop.require_subject_token_ath)"
+        )
 
 
 async def _is_agent(request: TokenRequest, value: str) -> bool:
