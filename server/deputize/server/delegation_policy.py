@@ -5,7 +5,9 @@ issued them at sign-in — may pass to an agent only if the person authorised th
 - the token's ``may_act`` claim (RFC 8693 §4.4) names it (external tokens);
 - a configured grant (``delegation.grants``) does;
 - a live consent the person gave at sign-in does (people who sign in at Deputize only): the
-  agent is the client they consented to, or one of the agents that consent names.
+  agent is the client they consented to, or one of the agents named by the consent they gave
+  the very client whose token is being delegated — a consent given at one app does not let
+  another app hand the person's token to the agents it names.
 A grant or consent caps the scopes the agent can hold for the person.
 """
 
@@ -50,7 +52,8 @@ async def authorise(
         caps += [
             consent.scopes
             for consent in await consents.for_user(store.conn, person, now, lock=True)
-            if consent.client_id == agent or agent in consent.agents
+            if consent.client_id == agent
+            or (agent in consent.agents and consent.client_id == subject.client_id)
         ]
     if not caps:
         raise InvalidGrantError(f"the user has not authorised {agent!r} to act for them")

@@ -62,6 +62,10 @@ class SubjectToken:
     task: str | None
     issuer: str
     may_act: Any = None
+    client_id: str | None = None
+    """The client a Deputize token was issued to (its RFC 9068 ``client_id``): for a hand-off,
+    the client that made it.  A person's consent to agents is bound to this client (rule 4).
+    None for external tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,7 @@ async def _read_own_subject(
         holder=record.client_id,
         task=record.task,
         issuer=ctx.settings.issuer,
+        client_id=claims.get("client_id"),
     )
 
 
