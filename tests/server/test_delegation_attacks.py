@@ -27,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from delegation_support import (
     ACCESS_TOKEN,
+    AGENT_SCOPES,
     DOCS,
     DPOP_KEYS,
     ID_TOKEN,
@@ -254,8 +255,12 @@ def forbidden_scope_service_delegating_to_agent(server: LiveServer) -> Send:
                             actor_token_type=ACCESS_TOKEN, scope="payments:send")  # fmt: skip
 
 
-SERVICE_A: dict[str, Any] = {"agent_overrides": {"agent-a": {"agent": False}}}
-"""agent-a registered as a plain (DPoP-bound) service, not an agent."""
+SERVICE_A: dict[str, Any] = {
+    "agent_overrides": {"agent-a": {"agent": False, "scopes": [*AGENT_SCOPES, "payments:send"]}}
+}
+"""agent-a registered as a plain (DPoP-bound) service, not an agent: it may hold payments:send."""
+HELD_FORBIDDEN: dict[str, Any] = {"held_forbidden": True}
+"""The agents registered at runtime with payments:send, before it was forbidden to agents."""
 ONLY_AGENT_C_READS: dict[str, Any] = {"agent_overrides": {"agent-c": {"scopes": ["docs:read"]}}}
 CAPPED_GRANT: dict[str, Any] = {
     "grants": [{"subject": "alice", "agents": ["agent-a"], "scopes": ["docs:read"]}]
@@ -272,15 +277,15 @@ SCOPE_ATTACKS = [
                  id="rejects a scope the actor is not registered for"),
     pytest.param(Attack(scope_recipient_not_registered_for, "invalid_scope", ONLY_AGENT_C_READS),
                  id="rejects a hand-off with a scope its recipient is not registered for"),
-    pytest.param(Attack(forbidden_scope_first_hop, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_first_hop, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope at the first hop though the client has it"),
-    pytest.param(Attack(forbidden_scope_granted_by_person, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_granted_by_person, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope though the person's token grants it"),
-    pytest.param(Attack(forbidden_scope_re_exchange, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_re_exchange, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope when re-exchanging"),
-    pytest.param(Attack(forbidden_scope_hand_off, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_hand_off, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope in a hand-off"),
-    pytest.param(Attack(forbidden_scope_redemption, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_redemption, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope when redeeming a hand-off"),
     pytest.param(Attack(scope_beyond_grant_cap, "invalid_scope", CAPPED_GRANT),
                  id="rejects scope beyond the cap of the grant that authorises the agent"),
@@ -1121,7 +1126,10 @@ def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
 
 
-def test_forbidden_agent_scope_is_left_out_when_not_requested(server: LiveServer) -> None:
+def test_forbidden_agent_scope_is_left_out_when_not_requested(
+    server_factory: ServerFactory,
+) -> None:
+    server = start(server_factory, **HELD_FORBIDDEN)
     first = exchange(server, "agent-a", user_token(), subject_type=JWT)
     assert first.status_code == 200, first.text
     assert first.json()["scope"] == "docs:read docs:write mail:send"

@@ -36,6 +36,7 @@ from deputize.server.settings import (
     ClientConfig,
     ConfigError,
     Settings,
+    check_agent_scopes,
     load_settings,
     parse_client,
 )
@@ -297,6 +298,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         secret = generate_secret()
         data["client_secret_hash"] = hash_secret(secret)
     client = parse_client(data, "command line", env={})
+    check_agent_scopes(client, settings.forbidden_agent_scopes, "command line")
 
     async def action(db: Database) -> None:
         async with db.begin() as conn:

@@ -426,6 +426,18 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
     return client
 
 
+def check_agent_scopes(client: ClientConfig, forbidden: Sequence[str], path: str) -> None:
+    """Refuse an agent registered for a scope ``delegation.forbidden_agent_scopes`` lists: no
+    grant would ever issue it, so the registration can only mislead (``path`` names the client
+    in the error, e.g. ``clients[2]``)."""
+    listed = [scope for scope in client.scopes if scope in forbidden] if client.agent else []
+    if listed:
+        raise ConfigError(
+            f"{path}.scopes: {listed[0]!r} is in delegation.forbidden_agent_scopes, which is "
+            "never issued to an agent (agent: true); remove it from the agent's scopes"
+        )
+
+
 def _redirect_uris(section: _Section, name: str) -> tuple[str, ...]:
     """RFC 6749 §3.1.2 / RFC 9700 §2.1: absolute, no fragment, compared as exact strings.
     ``http`` only on loopback (RFC 8252 §7.3); other schemes must be private-use ones (§7.1)."""
@@ -577,6 +589,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         if client.client_id in seen_ids:
             raise ConfigError(f"clients[{i}].client_id: {client.client_id!r} is defined twice")
         seen_ids.add(client.client_id)
+        check_agent_scopes(client, forbidden, f"clients[{i}]")
 
     raw_issuers = top.raw("trusted_issuers") or []
     if not isinstance(raw_issuers, list):

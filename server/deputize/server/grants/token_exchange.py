@@ -43,7 +43,7 @@ from deputize.server.errors import (
 )
 from deputize.server.grants import TokenRequest
 from deputize.server.minting import mint_access_token
-from deputize.server.scopes import parse_scope
+from deputize.server.scopes import forbidden_for, parse_scope
 from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig, Settings
 from deputize.server.storage.tokens import DELEGATION, HANDOFF, USER
 from deputize.server.subject_tokens import (
@@ -207,9 +207,9 @@ class TokenExchangeGrant:
         allowed = set(holder.scopes)
         if recipient is not None:
             allowed &= set(recipient.scopes)
-        forbidden = set()
-        if holder.agent or (recipient is not None and recipient.agent):
-            forbidden = set(settings.forbidden_agent_scopes)
+        forbidden = forbidden_for(holder, settings)
+        if recipient is not None:
+            forbidden |= forbidden_for(recipient, settings)
         parent = subject.scopes if subject.scopes is not None else list(holder.scopes)
         for cap in caps:
             if cap is not None:  # a configured grant's limit on what the agent may hold
