@@ -133,9 +133,9 @@ class Row:
 
 
 ROWS = [
-    pytest.param(Row(hand_off_and_redeem, "web2", "invalid_grant"),
+    pytest.param(Row(hand_off_and_redeem, "web2", "invalid_request"),
                  id="another app cannot hand off alice's token to the agent her consent names"),
-    pytest.param(Row(delegate_by_actor_token, "web2", "invalid_grant"),
+    pytest.param(Row(delegate_by_actor_token, "web2", "invalid_request"),
                  id="another app cannot delegate alice's token to that agent by actor_token"),
     pytest.param(Row(hand_off_and_redeem, "web-app", None),
                  id="the app she consented at hands off her token to the agent"),

@@ -122,7 +122,7 @@ ROWS = [
     pytest.param(Row(holder_replaying_a_proof_without_ath, "invalid_dpop_proof",
                      "invalid_dpop_proof"),
                  id="the holder's proof without ath sent a second time"),
-    pytest.param(Row(stolen_token_and_key_without_ath_by_another_client, "invalid_grant",
+    pytest.param(Row(stolen_token_and_key_without_ath_by_another_client, "invalid_request",
                      "invalid_dpop_proof"),
                  id="another client with the holder's token and key, without ath"),
     pytest.param(Row(persons_bound_token_without_ath, ISSUED, "invalid_dpop_proof"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deputize.server.errors import InvalidGrantError
+from deputize.server.errors import InvalidRequestError
 from deputize.server.settings import Settings
 from deputize.server.storage import consents
 from deputize.server.storage.request_store import RequestStore
@@ -33,10 +33,12 @@ async def authorise(
 ) -> Sequence[str] | None:
     """Check that the person behind ``subject`` authorised ``agent``.
 
-    Returns the scope cap (None: no cap beyond the usual attenuation); raises ``invalid_grant``
-    if nothing authorises the agent.  Consents read here stay share-locked until the exchange
-    commits, so withdrawing one waits for it and then revokes what it minted.  (They need the
-    ordinary transaction: on PostgreSQL's hot path, ``store.conn`` sends the request there.)
+    Returns the scope cap (None: no cap beyond the usual attenuation); raises
+    ``invalid_request`` if nothing authorises the agent: RFC 8693 §2.2.2, the subject token is
+    "unacceptable based on policy" for this actor.  Consents read here stay share-locked until
+    the exchange commits, so withdrawing one waits for it and then revokes what it minted.
+    (They need the ordinary transaction: on PostgreSQL's hot path, ``store.conn`` sends the
+    request there.)
     """
     if _may_act_names(subject.may_act, agent):
         return None
@@ -56,7 +58,7 @@ async def authorise(
             or (agent in consent.agents and consent.client_id == subject.client_id)
         ]
     if not caps:
-        raise InvalidGrantError(f"the user has not authorised {agent!r} to act for them")
+        raise InvalidRequestError(f"the user has not authorised {agent!r} to act for them")
     if any(cap is None for cap in caps):
         return None
     return list(dict.fromkeys(scope for cap in caps for scope in cap or ()))

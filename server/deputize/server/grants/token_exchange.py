@@ -35,7 +35,6 @@ from deputize.server.client_auth import find_client
 from deputize.server.delegation_policy import authorise
 from deputize.server.errors import (
     InvalidDPoPProofError,
-    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     InvalidTargetError,
@@ -56,10 +55,13 @@ from deputize.server.subject_tokens import (
 )
 
 _MAX_TASK = 128
+# RFC 8693 §2.2.2: "invalid_request" when "either the subject_token or actor_token are invalid
+# for any reason, or are unacceptable based on policy"; "invalid_target" for an audience or
+# resource the server will not issue a token for; RFC 6749 §5.2 "invalid_scope" for scope.
+# One code per reason: the table is in docs/endpoints.md.
 _ERRORS: Mapping[str, type[OAuthError]] = {
     "invalid_scope": InvalidScopeError,
     "invalid_target": InvalidTargetError,
-    "invalid_grant": InvalidGrantError,
 }
 
 
@@ -78,7 +80,7 @@ class TokenExchangeGrant:
         except AttenuationError as exc:
             raise _refuse(exc) from None
         except JoseError as exc:
-            raise InvalidGrantError(exc.description) from None
+            raise InvalidRequestError(exc.description) from None
 
     async def _exchange(self, request: TokenRequest) -> Mapping[str, Any]:
         ctx, store, form, client, now = (
@@ -119,16 +121,16 @@ class TokenExchangeGrant:
         if subject.kind == HANDOFF:
             # Rule 3, redemption: only the named client, once, with its own key.
             if subject.holder != client.client_id or recipients or actor_token is not None:
-                raise InvalidGrantError("this hand-off token is for another client")
+                raise InvalidRequestError("this hand-off token is for another client")
             assert subject.jti is not None
             if not await store.redeem(subject.jti, now):
-                raise InvalidGrantError("this hand-off token has already been used")
+                raise InvalidRequestError("this hand-off token has already been used")
             chain = self._extend(chain, client, request)
             if not subject.chain.actors:  # a person's own token handed on: rule 4
                 caps.append(await authorise(store, settings, subject, client.client_id, now))
         elif subject.kind in (DELEGATION, USER):
             if subject.holder != client.client_id:
-                raise InvalidGrantError("only the holder of a delegated token may exchange it")
+                raise InvalidRequestError("only the holder of a delegated token may exchange it")
         else:  # a person's token from a trusted issuer: the requester starts acting for them
             chain = self._extend(chain, client, request)
             if subject.jkt is None:
@@ -158,7 +160,7 @@ class TokenExchangeGrant:
         task = self._task(subject, form.get("task"))
         # Revoking any token above the new one must reach it (see hold_lineage).
         if subject.jti is not None and not await store.hold_lineage(subject.jti):
-            raise InvalidGrantError(
+            raise InvalidRequestError(
                 "the subject token, or a token it was delegated from, is revoked"
             )
 
@@ -286,5 +288,5 @@ async def _is_agent(request: TokenRequest, value: str) -> bool:
 async def _client(request: TokenRequest, client_id: str) -> ClientConfig:
     client = await find_client(request.ctx, request.store, client_id)
     if client is None:
-        raise InvalidGrantError(f"{client_id!r} is not a registered client")
+        raise InvalidRequestError(f"{client_id!r} is not a registered client")
     return client
