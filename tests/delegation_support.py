@@ -33,8 +33,16 @@ AUTH_KEYS = {name: SigningKey.generate("ES256") for name in AGENTS}
 DPOP_KEYS = {name: SigningKey.generate("ES256") for name in AGENTS}
 
 
+#: The agents' scopes.  ``payments:send`` is in ``delegation.forbidden_agent_scopes``, so
+#: check-config refuses an agent registered for it; see ``start(held_forbidden=True)``.
+AGENT_SCOPES = ("docs:read", "docs:write", "mail:send")
+FORBIDDEN = "payments:send"
+
+
 def agent_clients(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    scopes: tuple[str, ...] = AGENT_SCOPES,
 ) -> list[dict[str, Any]]:
     """The agents' config entries; ``overrides`` maps an agent to entries replacing its own."""
     return [
@@ -44,7 +52,7 @@ def agent_clients(
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [AUTH_KEYS[name].public_jwk()]},
             "grant_types": ["client_credentials", TOKEN_EXCHANGE],
-            "scopes": ["docs:read", "docs:write", "mail:send", "payments:send"],
+            "scopes": list(scopes),
             "audiences": [DOCS, MAIL],
             **(overrides or {}).get(name, {}),
         }
@@ -53,13 +61,16 @@ def agent_clients(
 
 
 def delegation_config(
-    *, agent_overrides: Mapping[str, Mapping[str, Any]] | None = None, **delegation: Any
+    *,
+    agent_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    agent_scopes: tuple[str, ...] = AGENT_SCOPES,
+    **delegation: Any,
 ) -> dict[str, Any]:
     """Overrides for ServerFactory.start: standard clients plus the agents and the example IdP."""
     from support import standard_clients
 
     return {
-        "clients": standard_clients() + agent_clients(agent_overrides),
+        "clients": standard_clients() + agent_clients(agent_overrides, scopes=agent_scopes),
         "trusted_issuers": [
             {"issuer": IDP, "audience": IDP_AUDIENCE, "jwks": {"keys": [IDP_KEY.public_jwk()]}}
         ],
@@ -75,12 +86,45 @@ def start(
     factory: ServerFactory,
     *,
     agent_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    held_forbidden: bool = False,
     **delegation: Any,
 ) -> LiveServer:
     """A live server with the agents; ``delegation`` overrides the ``delegation`` section and
     ``agent_overrides`` entries of single agents (e.g. ``{"agent-a": {"max_token_lifetime": 30}}``).
+
+    ``held_forbidden``: the agents are registered at runtime (database rows, as ``deputize
+    clients add`` made them before ``payments:send`` was forbidden) with ``payments:send``
+    among their scopes — what every grant must still never issue to an agent.
     """
-    return factory.start(delegation_config(agent_overrides=agent_overrides, **delegation))
+    if not held_forbidden:
+        return factory.start(delegation_config(agent_overrides=agent_overrides, **delegation))
+    config = delegation_config(
+        agent_overrides=agent_overrides, agent_scopes=(*AGENT_SCOPES, FORBIDDEN), **delegation
+    )
+    held = [c for c in config["clients"] if c.get("agent") and FORBIDDEN in c["scopes"]]
+    config["clients"] = [c for c in config["clients"] if c not in held]
+    server = factory.start(config)
+    register_at_runtime(server, held)
+    return server
+
+
+def register_at_runtime(server: LiveServer, entries: list[Mapping[str, Any]]) -> None:
+    """Clients as database rows (``deputize clients add``), which every request reads afresh;
+    added straight to the table, as a registration older than today's checks would be."""
+    from deputize.server.settings import parse_client
+    from deputize.server.storage import clients as client_rows
+
+    async def run() -> None:
+        db = Database(server.settings.async_database_url)
+        try:
+            async with db.begin() as conn:
+                for entry in entries:
+                    client = parse_client(dict(entry), "test client", env={})
+                    await client_rows.add(conn, client, int(server.clock()), by="test")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
 
 
 def user_token(

@@ -17,7 +17,9 @@ from typing import Any
 import authlib.deprecate  # noqa: F401  (its import adds an "always" filter; must precede ours)
 import httpx
 import pytest
+from authlib.oauth2.client import DEFAULT_HEADERS
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from delegation_support import IDP, IDP_AUDIENCE, IDP_KEY, JWT, user_token
 from joserfc import jws
 from joserfc.jwk import ECKey
 
@@ -327,3 +329,81 @@ def test_dpop_proof_for_another_url_is_refused(server: LiveServer) -> None:
         )
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_dpop_proof"
+
+
+# --- token exchange: authlib for the request, joserfc for the proof, no ath (decision 0010) ------
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def _current_nonce(token_endpoint: str) -> str:
+    """The server's nonce, from a refused request (RFC 9449 §8.2), as a generic client gets it."""
+    return httpx.post(token_endpoint, data={}, timeout=30).headers["DPoP-Nonce"]
+
+
+@pytest.mark.parametrize(
+    "strict",
+    [False, True],
+    ids=["a generic client's second hop without ath is accepted by default",
+         "and refused with dpop.require_subject_token_ath"],
+)  # fmt: skip
+def test_authlib_second_hop_with_a_proof_without_ath(
+    server_factory: ServerFactory, authlib_client: Any, strict: bool
+) -> None:
+    """A standard client doing both hops as generic code does: authlib authenticates and
+    builds the RFC 8693 request; the DPoP proof carries what RFC 9449 §4.2 asks of every proof
+    (no ``ath``, which §4.2 asks for only at resource servers)."""
+    auth_key = SigningKey.generate("ES256")
+    server = server_factory.start(
+        {
+            "clients": [
+                *standard_clients(),
+                {
+                    **jwk_client("interop-agent", auth_key),
+                    "agent": True,
+                    "dpop_bound_access_tokens": True,
+                    "grant_types": [TOKEN_EXCHANGE],
+                    "scopes": ["read", "write"],
+                },
+            ],
+            "client_authentication": {"assertion_max_lifetime": 3600},  # authlib's hour
+            "trusted_issuers": [
+                {"issuer": IDP, "audience": IDP_AUDIENCE, "jwks": {"keys": [IDP_KEY.public_jwk()]}}
+            ],
+            "delegation": {"grants": [{"subject": "alice", "agents": ["interop-agent"]}]},
+            **({"dpop": {"require_subject_token_ath": True}} if strict else {}),
+        }
+    )
+    metadata = discover(server.url)
+    assert TOKEN_EXCHANGE in metadata["grant_types_supported"]
+    endpoint = metadata["token_endpoint"]
+    dpop_key = ECKey.generate_key("P-256")
+    client = authlib_client(
+        client_id="interop-agent",
+        client_secret=_authlib_key(auth_key),
+        token_endpoint_auth_method="private_key_jwt",
+    )
+    client.register_client_auth_method(PrivateKeyJWT(endpoint, alg="ES256"))
+
+    def hop(subject_token: str, subject_token_type: str, **params: str) -> Any:
+        proof = dpop_proof(dpop_key, endpoint, _current_nonce(endpoint))
+        return client.fetch_token(
+            endpoint, grant_type=TOKEN_EXCHANGE, subject_token=subject_token,
+            subject_token_type=subject_token_type, headers={**DEFAULT_HEADERS, "DPoP": proof},
+            **params,
+        )  # fmt: skip
+
+    first = hop(user_token(), JWT)
+    assert (first["token_type"], first["scope"]) == ("DPoP", "read write")
+    assert first["issued_token_type"] == ACCESS_TOKEN_TYPE
+    if strict:
+        with pytest.raises(OAuthError) as refused:
+            hop(first["access_token"], ACCESS_TOKEN_TYPE, scope="read")
+        assert refused.value.error == "invalid_dpop_proof"
+        return
+    second = hop(first["access_token"], ACCESS_TOKEN_TYPE, scope="read")
+    assert (second["token_type"], second["scope"]) == ("DPoP", "read")
+    body = introspect_as_resource_server(server, second["access_token"])
+    assert (body["active"], body["sub"], body["act"]) == (True, "alice", {"sub": "interop-agent"})
+    assert body["cnf"] == {"jkt": dpop_key.thumbprint()}

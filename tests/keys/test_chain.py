@@ -144,7 +144,7 @@ def test_expiry(parent_exp: int, lifetime: int, ceiling: int | None, expected: i
 def test_expired_parent_cannot_be_extended() -> None:
     with pytest.raises(AttenuationError) as info:
         attenuate_expiry(1000, now=1000, lifetime=300)
-    assert info.value.error == "invalid_grant"
+    assert info.value.error == "invalid_request"
 
 
 def test_claim_helpers() -> None:

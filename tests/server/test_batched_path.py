@@ -183,10 +183,10 @@ def test_revoked_parent_is_refused_on_both_paths(server_factory: ServerFactory) 
               "client_assertion": server.assertion("agent-a", AUTH_KEYS["agent-a"])},
     )  # fmt: skip
     assert response.status_code == 200
-    body = assert_error(exchange(server, "agent-a", parent), 400, "invalid_grant")
+    body = assert_error(exchange(server, "agent-a", parent), 400, "invalid_request")
     assert "revoked" in body["error_description"]
     grandchild = exchange(server, "agent-a", child.json()["access_token"])
-    assert_error(grandchild, 400, "invalid_grant")
+    assert_error(grandchild, 400, "invalid_request")
 
 
 def _edit_row(server: LiveServer, token: str, column: str, value: str) -> None:
@@ -202,7 +202,7 @@ def test_the_ledger_not_the_claims_decides_the_holder(server_factory: ServerFact
     server = start(server_factory)
     parent = start_chain(server)
     _edit_row(server, parent, "client_id", "agent-b")
-    assert_error(exchange(server, "agent-a", parent, scope="docs:read"), 400, "invalid_grant")
+    assert_error(exchange(server, "agent-a", parent, scope="docs:read"), 400, "invalid_request")
     stats = _stats(server)
     if stats is not None:
         assert (stats.applied, stats.conflicts) == (1, 1)  # the first hop; then the refusal

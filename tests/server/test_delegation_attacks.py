@@ -27,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from delegation_support import (
     ACCESS_TOKEN,
+    AGENT_SCOPES,
     DOCS,
     DPOP_KEYS,
     ID_TOKEN,
@@ -254,8 +255,12 @@ def forbidden_scope_service_delegating_to_agent(server: LiveServer) -> Send:
                             actor_token_type=ACCESS_TOKEN, scope="payments:send")  # fmt: skip
 
 
-SERVICE_A: dict[str, Any] = {"agent_overrides": {"agent-a": {"agent": False}}}
-"""agent-a registered as a plain (DPoP-bound) service, not an agent."""
+SERVICE_A: dict[str, Any] = {
+    "agent_overrides": {"agent-a": {"agent": False, "scopes": [*AGENT_SCOPES, "payments:send"]}}
+}
+"""agent-a registered as a plain (DPoP-bound) service, not an agent: it may hold payments:send."""
+HELD_FORBIDDEN: dict[str, Any] = {"held_forbidden": True}
+"""The agents registered at runtime with payments:send, before it was forbidden to agents."""
 ONLY_AGENT_C_READS: dict[str, Any] = {"agent_overrides": {"agent-c": {"scopes": ["docs:read"]}}}
 CAPPED_GRANT: dict[str, Any] = {
     "grants": [{"subject": "alice", "agents": ["agent-a"], "scopes": ["docs:read"]}]
@@ -272,15 +277,15 @@ SCOPE_ATTACKS = [
                  id="rejects a scope the actor is not registered for"),
     pytest.param(Attack(scope_recipient_not_registered_for, "invalid_scope", ONLY_AGENT_C_READS),
                  id="rejects a hand-off with a scope its recipient is not registered for"),
-    pytest.param(Attack(forbidden_scope_first_hop, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_first_hop, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope at the first hop though the client has it"),
-    pytest.param(Attack(forbidden_scope_granted_by_person, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_granted_by_person, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope though the person's token grants it"),
-    pytest.param(Attack(forbidden_scope_re_exchange, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_re_exchange, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope when re-exchanging"),
-    pytest.param(Attack(forbidden_scope_hand_off, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_hand_off, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope in a hand-off"),
-    pytest.param(Attack(forbidden_scope_redemption, "invalid_scope"),
+    pytest.param(Attack(forbidden_scope_redemption, "invalid_scope", HELD_FORBIDDEN),
                  id="rejects the forbidden agent scope when redeeming a hand-off"),
     pytest.param(Attack(scope_beyond_grant_cap, "invalid_scope", CAPPED_GRANT),
                  id="rejects scope beyond the cap of the grant that authorises the agent"),
@@ -514,11 +519,6 @@ def stolen_with_thiefs_key(server: LiveServer) -> Send:
     return lambda: exchange(server, "agent-a", t1, dpop_key=ROGUE_KEY)
 
 
-def holders_key_without_ath(server: LiveServer) -> Send:
-    t1 = start_chain(server)
-    return lambda: exchange(server, "agent-a", t1, ath=False)
-
-
 def holders_key_with_ath_of_another_token(server: LiveServer) -> Send:
     t1, other = start_chain(server), start_chain(server)
     return lambda: exchange(
@@ -574,27 +574,21 @@ def person_bound_token_with_agents_key(server: LiveServer) -> Send:
     return lambda: exchange(server, "agent-a", token, subject_type=JWT, ath=True)
 
 
-def person_bound_token_without_ath(server: LiveServer) -> Send:
-    token = user_token(cnf={"jkt": ALICE_KEY.kid})
-    return lambda: exchange(server, "agent-a", token, subject_type=JWT, dpop_key=ALICE_KEY)
-
-
 UNBOUND_SERVICE_A: dict[str, Any] = {  # agents must be DPoP-bound; a plain service need not be
     "agent_overrides": {"agent-a": {"agent": False, "dpop_bound_access_tokens": False}}
 }
 
+# Without ath, and ath under dpop.require_subject_token_ath: test_exchange_ath.py.
 POSSESSION_ATTACKS = [
     pytest.param(Attack(stolen_with_thiefs_key, "invalid_dpop_proof"),
                  id="refuses a stolen bound token proved with the thief's key"),
-    pytest.param(Attack(holders_key_without_ath, "invalid_dpop_proof"),
-                 id="refuses the holder's key when the proof has no ath"),
     pytest.param(Attack(holders_key_with_ath_of_another_token, "invalid_dpop_proof"),
                  id="refuses the holder's key when ath is for another token"),
     pytest.param(Attack(holders_key_with_non_ascii_ath, "invalid_dpop_proof"),
                  id="refuses the holder's key when ath is not even ASCII"),
     pytest.param(Attack(stolen_by_other_client, "invalid_dpop_proof"),
                  id="refuses another client presenting the token with its own key"),
-    pytest.param(Attack(stolen_with_key_by_other_client, "invalid_grant"),
+    pytest.param(Attack(stolen_with_key_by_other_client, "invalid_request"),
                  id="refuses another client even with the holder's stolen key"),
     pytest.param(Attack(replayed_proof, "invalid_dpop_proof"),
                  id="refuses a DPoP proof used before"),
@@ -604,8 +598,6 @@ POSSESSION_ATTACKS = [
                  id="refuses an exchange without a DPoP proof from a client not held to DPoP"),
     pytest.param(Attack(person_bound_token_with_agents_key, "invalid_dpop_proof"),
                  id="refuses a person's key-bound token proved with the agent's key"),
-    pytest.param(Attack(person_bound_token_without_ath, "invalid_dpop_proof"),
-                 id="refuses a person's key-bound token proved by its key without ath"),
 ]  # fmt: skip
 
 
@@ -668,21 +660,21 @@ def handoff_as_persons_token(server: LiveServer) -> Send:
 
 
 HANDOFF_ATTACKS = [
-    pytest.param(Attack(handoff_reused, "invalid_grant"),
+    pytest.param(Attack(handoff_reused, "invalid_request"),
                  id="refuses redeeming a hand-off a second time"),
-    pytest.param(Attack(handoff_by_other_agent, "invalid_grant"),
+    pytest.param(Attack(handoff_by_other_agent, "invalid_request"),
                  id="refuses a hand-off redeemed by an agent it does not name"),
-    pytest.param(Attack(handoff_by_its_maker, "invalid_grant"),
+    pytest.param(Attack(handoff_by_its_maker, "invalid_request"),
                  id="refuses a hand-off redeemed by the agent that made it"),
-    pytest.param(Attack(handoff_expired, "invalid_grant"),
+    pytest.param(Attack(handoff_expired, "invalid_request"),
                  id="refuses a hand-off redeemed after it expired"),
-    pytest.param(Attack(handoff_with_actor_token, "invalid_grant"),
+    pytest.param(Attack(handoff_with_actor_token, "invalid_request"),
                  id="refuses a hand-off redeemed together with an actor_token"),
-    pytest.param(Attack(handoff_passed_on_at_redemption, "invalid_grant"),
+    pytest.param(Attack(handoff_passed_on_at_redemption, "invalid_request"),
                  id="refuses a hand-off passed on to a third agent at redemption"),
-    pytest.param(Attack(handoff_as_actor_token, "invalid_grant"),
+    pytest.param(Attack(handoff_as_actor_token, "invalid_request"),
                  id="refuses a hand-off token used as an actor_token"),
-    pytest.param(Attack(handoff_as_persons_token, "invalid_grant"),
+    pytest.param(Attack(handoff_as_persons_token, "invalid_request"),
                  id="refuses a hand-off token presented as a person's token"),
 ]  # fmt: skip
 
@@ -699,7 +691,7 @@ def test_refused_redemption_by_another_agent_does_not_use_up_the_hand_off(
 ) -> None:
     server = start(server_factory)
     handoff = handoff_for_b(server)
-    refused(server, lambda: redeem(server, "agent-c", handoff), error="invalid_grant")
+    refused(server, lambda: redeem(server, "agent-c", handoff), error="invalid_request")
     assert claims_of(ok(redeem(server, "agent-b", handoff)))["act"]["sub"] == "agent-b"
 
 
@@ -713,7 +705,7 @@ def test_refused_redemption_by_its_recipient_uses_the_hand_off_up(
     handoff = hand_off(server, "agent-a", start_chain(server), "agent-b", scope="docs:read")
     refused(server, lambda: redeem(server, "agent-b", handoff, scope="docs:write"),
             error="invalid_scope")  # fmt: skip
-    body = refused(server, lambda: redeem(server, "agent-b", handoff), error="invalid_grant")
+    body = refused(server, lambda: redeem(server, "agent-b", handoff), error="invalid_request")
     assert "already been used" in body["error_description"]
     assert ledger(server)[claims_of(handoff)["jti"]].redeemed_at is not None
 
@@ -788,63 +780,64 @@ def verified_token_presented_by_another_key(server: LiveServer) -> Send:
 
 
 SUBJECT_ATTACKS = [
-    pytest.param(Attack(persons_token(lambda: user_token(lifetime=-120)), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: user_token(lifetime=-120)), "invalid_request"),
                  id="refuses an expired person's token"),
-    pytest.param(Attack(persons_token_expired_within_leeway, "invalid_grant"),
+    pytest.param(Attack(persons_token_expired_within_leeway, "invalid_request"),
                  id="refuses a person's token expired by less than the clock leeway"),
-    pytest.param(Attack(persons_token(lambda: user_token(exp=None)), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: user_token(exp=None)), "invalid_request"),
                  id="refuses a person's token without exp"),
-    pytest.param(Attack(persons_token(lambda: user_token(nbf=10**10)), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: user_token(nbf=10**10)), "invalid_request"),
                  id="refuses a person's token not yet valid"),
-    pytest.param(Attack(persons_token(lambda: user_token(iss=EVIL_ISSUER)), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: user_token(iss=EVIL_ISSUER)), "invalid_request"),
                  id="refuses a token naming an untrusted issuer, signed with the trusted key"),
     pytest.param(Attack(persons_token(lambda: user_token(iss=EVIL_ISSUER, key=ROGUE_KEY)),
-                        "invalid_grant"),
+                        "invalid_request"),
                  id="refuses a token from an untrusted issuer"),
-    pytest.param(Attack(persons_token(unsigned_token), "invalid_grant"),
+    pytest.param(Attack(persons_token(unsigned_token), "invalid_request"),
                  id="refuses alg none"),
-    pytest.param(Attack(persons_token(hmac_with_public_pem), "invalid_grant"),
+    pytest.param(Attack(persons_token(hmac_with_public_pem), "invalid_request"),
                  id="refuses HS256 keyed with the issuer's public key PEM"),
-    pytest.param(Attack(persons_token(lambda: user_token(key=ROGUE_KEY)), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: user_token(key=ROGUE_KEY)), "invalid_request"),
                  id="refuses a token signed by an unknown key"),
     pytest.param(Attack(persons_token(lambda: sign(person_claims(), ROGUE_KEY, typ="JWT",
                                                    headers={"kid": IDP_KEY.kid})),
-                        "invalid_grant"),
+                        "invalid_request"),
                  id="refuses an unknown key claiming the issuer's kid"),
     pytest.param(Attack(persons_token(lambda: sign(person_claims(), ROGUE_KEY, typ="JWT",
                                                    headers={"jwk": ROGUE_KEY.public_jwk()},
                                                    include_kid=False)),
-                        "invalid_grant"),
+                        "invalid_request"),
                  id="refuses a token carrying its own key in a jwk header"),
-    pytest.param(Attack(persons_token(tampered_token), "invalid_grant"),
+    pytest.param(Attack(persons_token(tampered_token), "invalid_request"),
                  id="refuses a person's token with a tampered payload"),
-    pytest.param(Attack(persons_token(lambda: user_token(aud="another-service")), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: user_token(aud="another-service")),
+                        "invalid_request"),
                  id="refuses a person's token for another audience"),
     pytest.param(Attack(persons_token(lambda: user_token(typ="at+jwt"), ID_TOKEN),
-                        "invalid_grant"),
+                        "invalid_request"),
                  id="refuses typ at+jwt as an ID token"),
     pytest.param(Attack(persons_token(lambda: user_token(act={"sub": "agent-z"})),
-                        "invalid_grant"),
+                        "invalid_request"),
                  id="refuses a person's token carrying a foreign act chain"),
-    pytest.param(Attack(persons_token(lambda: "not-a-token"), "invalid_grant"),
+    pytest.param(Attack(persons_token(lambda: "not-a-token"), "invalid_request"),
                  id="refuses a subject token that is not a JWT"),
-    pytest.param(Attack(persons_token(user_token, ACCESS_TOKEN), "invalid_grant"),
+    pytest.param(Attack(persons_token(user_token, ACCESS_TOKEN), "invalid_request"),
                  id="refuses a person's token presented as a Deputize access token"),
-    pytest.param(Attack(deputize_token_forged_with_our_kid, "invalid_grant"),
+    pytest.param(Attack(deputize_token_forged_with_our_kid, "invalid_request"),
                  id="refuses a forged Deputize token naming our kid"),
-    pytest.param(Attack(deputize_token_as_persons_token, "invalid_grant"),
+    pytest.param(Attack(deputize_token_as_persons_token, "invalid_request"),
                  id="refuses a Deputize token presented as a person's token"),
-    pytest.param(Attack(clients_own_token, "invalid_grant"),
+    pytest.param(Attack(clients_own_token, "invalid_request"),
                  id="refuses a client's own client_credentials token as the subject"),
-    pytest.param(Attack(delegated_token_expired, "invalid_grant"),
+    pytest.param(Attack(delegated_token_expired, "invalid_request"),
                  id="refuses a delegated token after it expired"),
-    pytest.param(Attack(revoked_parent, "invalid_grant"),
+    pytest.param(Attack(revoked_parent, "invalid_request"),
                  id="refuses a delegated token its holder revoked"),
     # The server caches our own tokens' verified signatures: times, revocation and the
     # holder's key are still checked on every use.
-    pytest.param(Attack(verified_token_expired, "invalid_grant"),
+    pytest.param(Attack(verified_token_expired, "invalid_request"),
                  id="refuses a delegated token exchanged before, after it expired"),
-    pytest.param(Attack(verified_token_revoked, "invalid_grant"),
+    pytest.param(Attack(verified_token_revoked, "invalid_request"),
                  id="refuses a delegated token exchanged before, after its revocation"),
     pytest.param(Attack(verified_token_presented_by_another_key, "invalid_dpop_proof"),
                  id="refuses a delegated token exchanged before, with another key's proof"),
@@ -931,23 +924,23 @@ OTHER_ISSUER_GRANT: dict[str, Any] = {
 }
 
 AUTHORISATION_ATTACKS = [
-    pytest.param(Attack(unauthorised_agent, "invalid_grant"),
+    pytest.param(Attack(unauthorised_agent, "invalid_request"),
                  id="refuses an agent the person never authorised"),
-    pytest.param(Attack(may_act_names_another_agent, "invalid_grant"),
+    pytest.param(Attack(may_act_names_another_agent, "invalid_request"),
                  id="refuses an agent when may_act names another"),
-    pytest.param(Attack(grant_for_another_person, "invalid_grant"),
+    pytest.param(Attack(grant_for_another_person, "invalid_request"),
                  id="refuses an agent authorised by another person only"),
-    pytest.param(Attack(unauthorised_actor_in_one_call, "invalid_grant"),
+    pytest.param(Attack(unauthorised_actor_in_one_call, "invalid_request"),
                  id="refuses delegating a person's token to an unauthorised actor in one call"),
-    pytest.param(Attack(agent_outside_wildcard_grant, "invalid_grant", WILDCARD_FOR_B),
+    pytest.param(Attack(agent_outside_wildcard_grant, "invalid_request", WILDCARD_FOR_B),
                  id="refuses an agent the wildcard grant does not name"),
-    pytest.param(Attack(grant_for_another_issuer, "invalid_grant", OTHER_ISSUER_GRANT),
+    pytest.param(Attack(grant_for_another_issuer, "invalid_request", OTHER_ISSUER_GRANT),
                  id="refuses a grant limited to another issuer"),
-    pytest.param(Attack(delegation_token_as_actor, "invalid_grant"),
+    pytest.param(Attack(delegation_token_as_actor, "invalid_request"),
                  id="refuses a delegation token as the actor_token"),
-    pytest.param(Attack(persons_token_as_actor, "invalid_grant"),
+    pytest.param(Attack(persons_token_as_actor, "invalid_request"),
                  id="refuses a person's token as the actor_token"),
-    pytest.param(Attack(revoked_actor_token, "invalid_grant"),
+    pytest.param(Attack(revoked_actor_token, "invalid_request"),
                  id="refuses a revoked actor_token"),
     pytest.param(Attack(actor_token_without_type, "invalid_request"),
                  id="refuses an actor_token without actor_token_type"),
@@ -984,7 +977,7 @@ def test_actor_token_not_bound_to_a_key_is_refused(server_factory: ServerFactory
     assert "cnf" not in claims_of(bearer)
     refused(server, lambda: exchange(server, "agent-a", t1, actor_token=bearer,
                                      actor_token_type=ACCESS_TOKEN),
-            error="invalid_grant")  # fmt: skip
+            error="invalid_request")  # fmt: skip
 
     t_b = delegate(server, "agent-a", t1, "agent-b")
     assert claims_of(t_b)["cnf"] == {"jkt": DPOP_KEYS["agent-b"].public.thumbprint}
@@ -1019,7 +1012,7 @@ def test_hand_off_of_a_persons_token_is_not_redeemed_once_the_consent_lapses(
     assert "act" not in claims_of(handoff)  # a person's own token, handed on: rule 4 applies
     server.clock.offset += 31  # the consent has lapsed; the hand-off and alice's token have not
     assert server.clock() < claims_of(handoff)["exp"] < claims_of(person)["exp"]
-    body = refused(server, lambda: redeem(server, "agent-c", handoff), error="invalid_grant")
+    body = refused(server, lambda: redeem(server, "agent-c", handoff), error="invalid_request")
     assert "not authorised" in body["error_description"]
 
 
@@ -1135,7 +1128,10 @@ def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
 
 
-def test_forbidden_agent_scope_is_left_out_when_not_requested(server: LiveServer) -> None:
+def test_forbidden_agent_scope_is_left_out_when_not_requested(
+    server_factory: ServerFactory,
+) -> None:
+    server = start(server_factory, **HELD_FORBIDDEN)
     first = exchange(server, "agent-a", user_token(), subject_type=JWT)
     assert first.status_code == 200, first.text
     assert first.json()["scope"] == "docs:read docs:write mail:send"
@@ -1292,10 +1288,10 @@ def test_revoked_parent_takes_its_children_down(server: LiveServer) -> None:
 
     for token in (t1, narrowed, t_c, pending, t_b, grandchild):
         assert introspect(server, token) == {"active": False}
-    refused(server, lambda: exchange(server, "agent-a", t1), error="invalid_grant")
-    refused(server, lambda: exchange(server, "agent-c", t_c), error="invalid_grant")
-    refused(server, lambda: redeem(server, "agent-b", pending), error="invalid_grant")
-    refused(server, lambda: exchange(server, "agent-d", grandchild), error="invalid_grant")
+    refused(server, lambda: exchange(server, "agent-a", t1), error="invalid_request")
+    refused(server, lambda: exchange(server, "agent-c", t_c), error="invalid_request")
+    refused(server, lambda: redeem(server, "agent-b", pending), error="invalid_request")
+    refused(server, lambda: exchange(server, "agent-d", grandchild), error="invalid_request")
 
 
 Request = tuple[str, Mapping[str, str], Mapping[str, str]]
@@ -1363,7 +1359,7 @@ def operator_revocation(server: LiveServer, **criterion: str) -> Callable[[], No
 
 
 def minted_or_refused(responses: list[httpx.Response]) -> list[str]:
-    """The tokens the successful exchanges got; every other one must be ``invalid_grant``."""
+    """The tokens the successful exchanges got; every other one must be ``invalid_request``."""
     minted = []
     for response in responses:
         if response.status_code == 200:
@@ -1371,7 +1367,7 @@ def minted_or_refused(responses: list[httpx.Response]) -> list[str]:
         else:
             assert (response.status_code, response.json().get("error")) == (
                 400,
-                "invalid_grant",
+                "invalid_request",
             ), response.text
     return minted
 
@@ -1395,7 +1391,7 @@ def test_revocation_racing_exchanges_leaves_no_live_child(server: LiveServer) ->
     *responses, revoked = race(server, [*exchanges, prepared_revocation(server, "agent-a", t1)])
     assert revoked.status_code == 200, revoked.text
     assert_all_revoked_below(server, t1, minted_or_refused(responses))
-    refused(server, lambda: exchange(server, "agent-a", t1), error="invalid_grant")
+    refused(server, lambda: exchange(server, "agent-a", t1), error="invalid_request")
 
 
 def test_revoking_an_ancestor_racing_exchanges_leaves_no_live_descendant(
@@ -1407,7 +1403,7 @@ def test_revoking_an_ancestor_racing_exchanges_leaves_no_live_descendant(
     *responses, revoked = race(server, [*exchanges, prepared_revocation(server, "agent-a", t1)])
     assert revoked.status_code == 200, revoked.text
     assert_all_revoked_below(server, t2, minted_or_refused(responses))
-    refused(server, lambda: exchange(server, "agent-b", t2), error="invalid_grant")
+    refused(server, lambda: exchange(server, "agent-b", t2), error="invalid_request")
 
 
 @pytest.mark.parametrize(

@@ -282,7 +282,7 @@ def test_consented_agent_may_act_and_others_may_not(server: LiveServer, browser:
     assert set(claims["scope"].split()) == {"docs:read", "mail:send"}
     # agent-b was never named on the consent page: alice did not authorise it.
     refused = hand_to_agent(server, tokens["access_token"], "agent-b")
-    assert_error(refused, 400, "invalid_grant")
+    assert_error(refused, 400, "invalid_request")
 
 
 def test_handoff_of_a_person_token_needs_consent_too(server: LiveServer, browser: Browser) -> None:
@@ -298,7 +298,7 @@ def test_handoff_of_a_person_token_needs_consent_too(server: LiveServer, browser
         },
         headers={"DPoP": proof, **server.basic("web-app", WEB_SECRET)},
     )
-    assert_error(response, 400, "invalid_grant")
+    assert_error(response, 400, "invalid_request")
 
 
 def withdraw_on_account_page(browser: Browser, client_name: str) -> None:
@@ -348,7 +348,7 @@ def test_admin_revocation_from_the_cli(
     assert consent.id in capsys.readouterr().out
     assert main(["consents", "revoke", "-c", str(config), consent.id]) == 0
     assert introspect(server, tokens["access_token"])["active"] is False
-    assert_error(hand_to_agent(server, tokens["access_token"], "agent-c"), 400, "invalid_grant")
+    assert_error(hand_to_agent(server, tokens["access_token"], "agent-c"), 400, "invalid_request")
 
 
 def test_an_agent_signing_users_in_acts_for_them(server: LiveServer, browser: Browser) -> None:
@@ -443,7 +443,7 @@ def test_withdrawal_racing_exchanges_leaves_nothing_live(
         if response.status_code == 200:
             minted.append(response.json()["access_token"])
         else:
-            assert response.json()["error"] == "invalid_grant", response.text
+            assert response.json()["error"] == "invalid_request", response.text
     for token in (user_token, *minted):
         assert introspect(server, token)["active"] is False
 
@@ -460,4 +460,4 @@ def test_withdrawal_racing_exchanges_leaves_nothing_live(
         return list(rows)
 
     assert run_db(server, live_rows) == []
-    assert_error(hand_to_agent(server, user_token, "agent-c"), 400, "invalid_grant")
+    assert_error(hand_to_agent(server, user_token, "agent-c"), 400, "invalid_request")

@@ -150,7 +150,7 @@ def attenuate_expiry(
     if ceiling is not None:
         exp = min(exp, now + ceiling)
     if exp <= now:
-        raise AttenuationError("the parent token has expired", error="invalid_grant")
+        raise AttenuationError("the parent token has expired", error="invalid_request")
     return exp
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -122,6 +122,9 @@ class Settings:
     dpop_require_nonce: bool = True
     dpop_proof_max_age: int = 60
     dpop_nonce_lifetime: int = 300
+    dpop_require_subject_token_ath: bool = False
+    """Whether a token exchange's proof must carry ``ath`` for a key-bound subject token
+    (decision 0010); the key match is required either way."""
     client_assertion_max_lifetime: int = 300
     jwks_max_age: int = 300
     key_refresh_interval: int = 30
@@ -342,6 +345,18 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
     return client
 
 
+def check_agent_scopes(client: ClientConfig, forbidden: Sequence[str], path: str) -> None:
+    """Refuse an agent registered for a scope ``delegation.forbidden_agent_scopes`` lists: no
+    grant would ever issue it, so the registration can only mislead (``path`` names the client
+    in the error, e.g. ``clients[2]``)."""
+    listed = [scope for scope in client.scopes if scope in forbidden] if client.agent else []
+    if listed:
+        raise ConfigError(
+            f"{path}.scopes: {listed[0]!r} is in delegation.forbidden_agent_scopes, which is "
+            "never issued to an agent (agent: true); remove it from the agent's scopes"
+        )
+
+
 def _redirect_uris(section: Section, name: str) -> tuple[str, ...]:
     """RFC 6749 §3.1.2 / RFC 9700 §2.1: absolute, no fragment, compared as exact strings.
     ``http`` only on loopback (RFC 8252 §7.3); other schemes must be private-use ones (§7.1)."""
@@ -462,6 +477,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     require_nonce = dpop.boolean("require_nonce", True)
     proof_max_age = dpop.integer("proof_max_age", 60, low=5, high=600)
     nonce_lifetime = dpop.integer("nonce_lifetime", 300, low=30, high=86_400)
+    subject_token_ath = dpop.boolean("require_subject_token_ath", False)
     dpop.done()
 
     client_auth = top.section("client_authentication")
@@ -504,6 +520,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         if client.client_id in seen_ids:
             raise ConfigError(f"clients[{i}].client_id: {client.client_id!r} is defined twice")
         seen_ids.add(client.client_id)
+        check_agent_scopes(client, forbidden, f"clients[{i}]")
 
     raw_issuers = top.raw("trusted_issuers") or []
     if not isinstance(raw_issuers, list):
@@ -521,6 +538,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         dpop_require_nonce=require_nonce,
         dpop_proof_max_age=proof_max_age,
         dpop_nonce_lifetime=nonce_lifetime,
+        dpop_require_subject_token_ath=subject_token_ath,
         client_assertion_max_lifetime=assertion_max,
         jwks_max_age=jwks_max_age,
         key_refresh_interval=refresh,

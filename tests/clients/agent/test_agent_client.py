@@ -22,7 +22,7 @@ from deputize.agent import (
     AgentError,
     AsyncAgentClient,
     InvalidClientError,
-    InvalidGrantError,
+    InvalidRequestError,
     InvalidScopeError,
     ResourceError,
     Token,
@@ -88,7 +88,7 @@ def test_a_chain_with_every_kind_of_hop(server: LiveServer, clock: Clock) -> Non
     t3 = b.delegate(t2, actor_token=c.client_credentials(resource=DOCS))
     assert t3.claims["act"]["sub"] == "agent-c"
     assert t3.claims["cnf"] == {"jkt": DPOP_KEYS["agent-c"].kid}
-    with pytest.raises(InvalidGrantError, match="already been used"):
+    with pytest.raises(InvalidRequestError, match="already been used"):
         b.redeem(handoff)
     for client in (a, b, c):
         client.close()

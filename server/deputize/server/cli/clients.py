@@ -28,6 +28,7 @@ from deputize.server.settings import (
     ClientConfig,
     ConfigError,
     Settings,
+    check_agent_scopes,
     parse_client,
 )
 from deputize.server.storage import clients as client_rows
@@ -116,6 +117,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         data["client_secret_hash"] = hash_secret(secret)
     try:
         client = parse_client(data, _COMMAND_LINE, env={})
+        check_agent_scopes(client, settings.forbidden_agent_scopes, _COMMAND_LINE)
     except ConfigError as exc:
         raise flag_error(exc) from None
 

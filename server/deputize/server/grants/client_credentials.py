@@ -2,7 +2,7 @@
 
 The token's ``sub`` is the client's own ID (RFC 9068 §2.2): it is the agent's identity, never a
 user's, and carries no ``act`` — later delegation can't turn it into acting for a person.
-No refresh token is issued (§4.4.3).
+No refresh token is issued (§4.4.3).  An agent never gets ``delegation.forbidden_agent_scopes``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from deputize.keys.chain import Chain
 from deputize.server.grants import TokenRequest
 from deputize.server.tokens.minting import mint_access_token
-from deputize.server.tokens.scopes import parse_scope, select_audience, select_scopes
+from deputize.server.tokens.scopes import forbidden_for, parse_scope, select_audience, select_scopes
 
 
 class ClientCredentialsGrant:
@@ -24,7 +24,9 @@ class ClientCredentialsGrant:
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
         client = request.client
         settings = request.ctx.settings
-        scopes = select_scopes(parse_scope(request.form.get("scope")), client.scopes)
+        forbidden = forbidden_for(client, settings)
+        allowed = [scope for scope in client.scopes if scope not in forbidden]
+        scopes = select_scopes(parse_scope(request.form.get("scope")), allowed)
         audience = select_audience(request.form, client.audiences, settings.issuer)
         jkt = request.proof.jkt if request.proof is not None else None
         minted = await mint_access_token(

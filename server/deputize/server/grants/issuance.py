@@ -28,6 +28,7 @@ from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
 from deputize.server.storage import consents, refresh, tokens, users
 from deputize.server.storage.tokens import DELEGATION, GRANT, USER, TokenRecord
 from deputize.server.tokens.minting import mint_access_token, new_jti
+from deputize.server.tokens.scopes import forbidden_for
 
 ID_TOKEN_TYP = "JWT"
 
@@ -89,6 +90,9 @@ async def issue(
 ) -> dict[str, Any]:
     ctx, client, now = request.ctx, request.client, request.now
     settings = ctx.settings
+    # Never to an agent, even if the code or refresh token predates the setting.
+    forbidden = forbidden_for(client, settings)
+    scopes = [scope for scope in scopes if scope not in forbidden]
     jkt = request.proof.jkt if request.proof is not None else None
     chain = Chain(grant.sub)
     expires_at = min(now + settings.access_token_lifetime, grant.family_expires_at)

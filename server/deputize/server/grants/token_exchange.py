@@ -3,7 +3,8 @@
 The contract this enforces is ``docs/delegation.md``.  In short, for each exchange:
 
 1. Whoever presents a sender-constrained subject token proves its key: the request's DPoP
-   proof must be signed by the key in the token's ``cnf.jkt`` and carry ``ath`` for it.
+   proof must be signed by the key in the token's ``cnf.jkt``; its ``ath``, if any, must be
+   that token's hash (required only with ``dpop.require_subject_token_ath``).
 2. The new token is bound to the key of the party that will present it: the requester's proof
    key, or the actor's key when the requester delegates to an ``actor_token`` in one call.
 3. ``audience`` naming a registered client makes a hand-off token for that client instead:
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from deputize.keys import JoseError
+from deputize.keys import DPoPProof, JoseError
 from deputize.keys.chain import (
     AttenuationError,
     Chain,
@@ -29,21 +30,21 @@ from deputize.keys.chain import (
     attenuate_expiry,
     attenuate_scopes,
 )
+from deputize.keys.compare import same_text
 from deputize.server.clients.auth import find_client
 from deputize.server.delegation.who_may_act import authorise
 from deputize.server.errors import (
     InvalidDPoPProofError,
-    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     InvalidTargetError,
     OAuthError,
 )
 from deputize.server.grants import TokenRequest
-from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig
+from deputize.server.settings import TOKEN_EXCHANGE, ClientConfig, Settings
 from deputize.server.storage.tokens import DELEGATION, HANDOFF, USER
 from deputize.server.tokens.minting import mint_access_token
-from deputize.server.tokens.scopes import parse_scope
+from deputize.server.tokens.scopes import forbidden_for, parse_scope
 from deputize.server.tokens.subject_tokens import (
     ACCESS_TOKEN_TYPE,
     EXTERNAL,
@@ -54,10 +55,13 @@ from deputize.server.tokens.subject_tokens import (
 )
 
 _MAX_TASK = 128
+# RFC 8693 §2.2.2: "invalid_request" when "either the subject_token or actor_token are invalid
+# for any reason, or are unacceptable based on policy"; "invalid_target" for an audience or
+# resource the server will not issue a token for; RFC 6749 §5.2 "invalid_scope" for scope.
+# One code per reason: the table is in docs/endpoints.md.
 _ERRORS: Mapping[str, type[OAuthError]] = {
     "invalid_scope": InvalidScopeError,
     "invalid_target": InvalidTargetError,
-    "invalid_grant": InvalidGrantError,
 }
 
 
@@ -76,7 +80,7 @@ class TokenExchangeGrant:
         except AttenuationError as exc:
             raise _refuse(exc) from None
         except JoseError as exc:
-            raise InvalidGrantError(exc.description) from None
+            raise InvalidRequestError(exc.description) from None
 
     async def _exchange(self, request: TokenRequest) -> Mapping[str, Any]:
         ctx, store, form, client, now = (
@@ -96,13 +100,10 @@ class TokenExchangeGrant:
         request.refusal.actors = subject.chain.actors
         request.refusal.task = subject.task
 
-        # Rule 1: a bound subject token is presented by its key holder, for this very token.
-        if subject.jkt is not None and (
-            proof.jkt != subject.jkt or not proof.covers(subject_token)
-        ):
-            raise InvalidDPoPProofError(
-                "the DPoP proof must be signed by the subject token's key and carry its ath"
-            )
+        # Rule 1: a bound subject token is presented by its key holder (RFC 9449 §6.1: the
+        # token is bound to the key its cnf.jkt names).
+        if subject.jkt is not None:
+            _check_holder_proof(proof, subject.jkt, subject_token, settings)
 
         targets = form.get_all("audience") + form.get_all("resource")
         recipients = [t for t in targets if await _is_agent(request, t)]
@@ -120,16 +121,16 @@ class TokenExchangeGrant:
         if subject.kind == HANDOFF:
             # Rule 3, redemption: only the named client, once, with its own key.
             if subject.holder != client.client_id or recipients or actor_token is not None:
-                raise InvalidGrantError("this hand-off token is for another client")
+                raise InvalidRequestError("this hand-off token is for another client")
             assert subject.jti is not None
             if not await store.redeem(subject.jti, now):
-                raise InvalidGrantError("this hand-off token has already been used")
+                raise InvalidRequestError("this hand-off token has already been used")
             chain = self._extend(chain, client, request)
             if not subject.chain.actors:  # a person's own token handed on: rule 4
                 caps.append(await authorise(store, settings, subject, client.client_id, now))
         elif subject.kind in (DELEGATION, USER):
             if subject.holder != client.client_id:
-                raise InvalidGrantError("only the holder of a delegated token may exchange it")
+                raise InvalidRequestError("only the holder of a delegated token may exchange it")
         else:  # a person's token from a trusted issuer: the requester starts acting for them
             chain = self._extend(chain, client, request)
             if subject.jkt is None:
@@ -159,7 +160,7 @@ class TokenExchangeGrant:
         task = self._task(subject, form.get("task"))
         # Revoking any token above the new one must reach it (see hold_lineage).
         if subject.jti is not None and not await store.hold_lineage(subject.jti):
-            raise InvalidGrantError(
+            raise InvalidRequestError(
                 "the subject token, or a token it was delegated from, is revoked"
             )
 
@@ -208,9 +209,9 @@ class TokenExchangeGrant:
         allowed = set(holder.scopes)
         if recipient is not None:
             allowed &= set(recipient.scopes)
-        forbidden = set()
-        if holder.agent or (recipient is not None and recipient.agent):
-            forbidden = set(settings.forbidden_agent_scopes)
+        forbidden = forbidden_for(holder, settings)
+        if recipient is not None:
+            forbidden |= forbidden_for(recipient, settings)
         parent = subject.scopes if subject.scopes is not None else list(holder.scopes)
         for cap in caps:
             if cap is not None:  # a configured grant's limit on what the agent may hold
@@ -246,6 +247,28 @@ class TokenExchangeGrant:
         return requested
 
 
+def _check_holder_proof(proof: DPoPProof, jkt: str, subject_token: str, settings: Settings) -> None:
+    """Rule 1: the proof of an exchange of a key-bound subject token is signed by its key.
+
+    RFC 9449 §4.2: ``ath`` "MUST" be in a proof "used in conjunction with the presentation of
+    an access token in protected resource access"; at the token endpoint the token travels in
+    the body and standard clients add no ``ath``.  What proves possession is the key: the
+    proof's must be the one ``cnf.jkt`` names (§6.1), so ``ath`` is checked when present and
+    required only with ``dpop.require_subject_token_ath`` (decision 0010).
+    """
+    if not same_text(proof.jkt, jkt):
+        raise InvalidDPoPProofError("the DPoP proof must be signed by the subject token's key")
+    if proof.ath is not None:
+        # §4.3: a proof that names an access token by its hash must name this one.
+        if not proof.covers(subject_token):
+            raise InvalidDPoPProofError("the DPoP proof's ath is not the subject token's hash")
+    elif settings.dpop_require_subject_token_ath:
+        raise InvalidDPoPProofError(
+            "the DPoP proof must carry ath, the subject token's hash "
+            "(dpop.require_subject_token_ath)"
+        )
+
+
 async def _is_agent(request: TokenRequest, value: str) -> bool:
     """Whether an ``audience`` value names a registered agent (a hand-off) or a resource.
 
@@ -265,5 +288,5 @@ async def _is_agent(request: TokenRequest, value: str) -> bool:
 async def _client(request: TokenRequest, client_id: str) -> ClientConfig:
     client = await find_client(request.ctx, request.store, client_id)
     if client is None:
-        raise InvalidGrantError(f"{client_id!r} is not a registered client")
+        raise InvalidRequestError(f"{client_id!r} is not a registered client")
     return client

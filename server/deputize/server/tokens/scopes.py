@@ -7,6 +7,16 @@ from urllib.parse import urlsplit
 
 from deputize.server.errors import InvalidScopeError, InvalidTargetError
 from deputize.server.http.form import Form
+from deputize.server.settings import ClientConfig, Settings
+
+
+def forbidden_for(client: ClientConfig, settings: Settings) -> frozenset[str]:
+    """``delegation.forbidden_agent_scopes`` when ``client`` is an agent, else nothing: scopes
+    never issued to an agent by any grant (client credentials, authorization code, refresh,
+    exchange, hand-off redemption), whatever its registration or a parent token allows.
+    ``check-config`` refuses such a registration; a client registered at runtime before the
+    setting changed may still carry one, so every grant applies this too."""
+    return frozenset(settings.forbidden_agent_scopes) if client.agent else frozenset()
 
 
 def parse_scope(value: str | None) -> list[str] | None:

@@ -7,7 +7,9 @@ A subject token is one of
 - a JWT or ID token from a configured trusted issuer: a person at the root of a new chain.
 
 An actor token names the party that will act: it must be that client's own, DPoP-bound token.
-Every failure is ``invalid_grant`` — the presented grant is not usable — with the reason.
+Every failure is ``invalid_request``, with the reason: RFC 8693 §2.2.2 answers so "if either
+the subject_token or actor_token are invalid for any reason, or are unacceptable based on
+policy" (``docs/endpoints.md`` has the table of token-exchange refusals).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from deputize.keys.dpop import bound_key
 from deputize.keys.jwt import normalize_typ
 from deputize.server.clients.remote_jwks import JWKSFetchError
 from deputize.server.context import ServerContext
-from deputize.server.errors import InvalidGrantError, InvalidRequestError
+from deputize.server.errors import InvalidRequestError
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF, USER, TokenRecord
 from deputize.server.tokens.own_tokens import verify_own_token
@@ -62,6 +64,10 @@ class SubjectToken:
     task: str | None
     issuer: str
     may_act: Any = None
+    client_id: str | None = None
+    """The client a Deputize token was issued to (its RFC 9068 ``client_id``): for a hand-off,
+    the client that made it.  A person's consent to agents is bound to this client (rule 4).
+    None for external tokens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,7 @@ def _jkt(claims: Mapping[str, Any]) -> str | None:
     try:
         return bound_key(claims)
     except JoseError:
-        raise InvalidGrantError("token has a malformed cnf claim") from None
+        raise InvalidRequestError("token has a malformed cnf claim") from None
 
 
 def _as_recorded(claims: Mapping[str, Any]) -> TokenRecord | None:
@@ -103,11 +109,11 @@ async def _own(
 ) -> tuple[Mapping[str, Any], TokenRecord]:
     claims = verify_own_token(ctx, token, now=now)
     if claims is None:
-        raise InvalidGrantError(f"{what} is invalid, expired or not issued by this server")
+        raise InvalidRequestError(f"{what} is invalid, expired or not issued by this server")
     claimed = None if lock else _as_recorded(claims)
     record = await store.token(claims["jti"], lock=lock, claimed=claimed)
     if record is None or record.revoked_at is not None:
-        raise InvalidGrantError(f"{what} has been revoked")
+        raise InvalidRequestError(f"{what} has been revoked")
     return claims, record
 
 
@@ -128,11 +134,11 @@ async def _read_own_subject(
     # hand-off's redemption locks its row by updating it.
     claims, record = await _own(ctx, store, token, now, what="subject token", lock=False)
     if record.kind == CLIENT:
-        raise InvalidGrantError(
+        raise InvalidRequestError(
             "a client's own token cannot be exchanged: it acts for the client, not for a person"
         )
     if record.kind not in (DELEGATION, HANDOFF, USER):
-        raise InvalidGrantError("subject token is not exchangeable")
+        raise InvalidRequestError("subject token is not exchangeable")
     chain, scopes, audience, jkt = _parsed(ctx, token, claims, record.kind)
     exp = int(claims["exp"])
     if record.kind == HANDOFF and record.parent_jti is not None:
@@ -151,6 +157,7 @@ async def _read_own_subject(
         holder=record.client_id,
         task=record.task,
         issuer=ctx.settings.issuer,
+        client_id=claims.get("client_id"),
     )
 
 
@@ -173,7 +180,7 @@ def _parsed(ctx: ServerContext, token: str, claims: Mapping[str, Any], kind: str
             else audience_list(claims)
         )
     except JoseError as exc:
-        raise InvalidGrantError(f"subject token is malformed: {exc.description}") from None
+        raise InvalidRequestError(f"subject token is malformed: {exc.description}") from None
     parsed: _Parsed = (chain, scopes, audience, _jkt(claims))
     ctx.own_tokens.remember_derived(token, claims, (kind, parsed))
     return parsed
@@ -190,7 +197,7 @@ async def _issuer_keys(ctx: ServerContext, issuer: str, *, refresh: bool) -> Key
     try:
         return await ctx.remote_jwks.get(trusted.jwks_uri, now=ctx.clock(), refresh=refresh)
     except JWKSFetchError as exc:
-        raise InvalidGrantError(
+        raise InvalidRequestError(
             "the subject token's issuer keys are unavailable", debug=str(exc)
         ) from None
 
@@ -200,24 +207,26 @@ async def _read_external(ctx: ServerContext, token: str, token_type: str, now: i
         parsed = parse(token, algorithms=SUPPORTED_ALGORITHMS, typ=None)
         typ = parsed.header.get("typ", "")
         if not isinstance(typ, str) or normalize_typ(typ) not in _EXTERNAL_TYPS[token_type]:
-            raise InvalidGrantError("subject token has an unexpected typ")
+            raise InvalidRequestError("subject token has an unexpected typ")
         iss = parsed.claims.get("iss")
         if not isinstance(iss, str) or iss not in ctx.trusted_issuers:
-            raise InvalidGrantError("subject token is not from a trusted issuer")
+            raise InvalidRequestError("subject token is not from a trusted issuer")
         key = (await _issuer_keys(ctx, iss, refresh=False)).find(parsed)
         if key is None:  # the issuer may have rotated: refetch (rate-limited) once
             key = (await _issuer_keys(ctx, iss, refresh=True)).find(parsed)
         if key is None:
-            raise InvalidGrantError("subject token is signed with an unknown key")
+            raise InvalidRequestError("subject token is signed with an unknown key")
         claims = parsed.verify(key)
         check_times(claims, now=now, leeway=_LEEWAY, require_exp=True)
         check_audience(claims, [ctx.trusted_issuers[iss].audience])
         if "act" in claims:
-            raise InvalidGrantError("Deputize does not continue delegation chains it did not issue")
+            raise InvalidRequestError(
+                "Deputize does not continue delegation chains it did not issue"
+            )
         chain = parse_chain(claims)
         scopes = scope_list(claims) if "scope" in claims else None
     except JoseError as exc:
-        raise InvalidGrantError(f"subject token rejected: {exc.description}") from None
+        raise InvalidRequestError(f"subject token rejected: {exc.description}") from None
     return SubjectToken(
         kind=EXTERNAL,
         chain=chain,
@@ -242,5 +251,5 @@ async def read_actor(
     claims, record = await _own(ctx, store, token, now, what="actor token", lock=True)
     jkt = _jkt(claims)
     if record.kind != CLIENT or jkt is None:
-        raise InvalidGrantError("the actor token must be the actor's own DPoP-bound token")
+        raise InvalidRequestError("the actor token must be the actor's own DPoP-bound token")
     return ActorToken(client_id=record.client_id, jkt=jkt)
