@@ -15,7 +15,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from deputize.server.settings import ENV_CLIENT_SECRET_PREFIX, ENV_DATABASE_URL, ENV_ISSUER
+
 from support import POSTGRES_ENV, LiveServer, ServerFactory
+
+
+@pytest.fixture
+def no_deputize_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``load_settings`` reads the process environment: keep ``DEPUTIZE_*`` overrides out of
+    tests of the command line (use with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    for name in list(os.environ):
+        if name in (ENV_ISSUER, ENV_DATABASE_URL) or name.startswith(ENV_CLIENT_SECRET_PREFIX):
+            monkeypatch.delenv(name)
 
 
 def _postgres_admin_url() -> str:

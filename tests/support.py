@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 import uvicorn
+import yaml
 
 from deputize.keys import SigningKey, create_proof, sign
 from deputize.server.app import create_app
@@ -85,6 +87,18 @@ def standard_clients() -> list[dict[str, Any]]:
             "can_introspect": True,
         },
     ]
+
+
+def write_config(path: Path, database_url: str, **extra: Any) -> Path:
+    """A config file at ``path`` with the standard clients, for tests of the command line."""
+    config: dict[str, Any] = {
+        "issuer": "http://127.0.0.1:8000",
+        "database": {"url": database_url},
+        "clients": standard_clients(),
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, str]:

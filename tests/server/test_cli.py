@@ -5,53 +5,32 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from deputize.keys import SigningKey
 from deputize.server.cli import main
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret
 from deputize.server.settings import (
-    ENV_CLIENT_SECRET_PREFIX,
-    ENV_DATABASE_URL,
-    ENV_ISSUER,
     load_settings,
 )
 
-from support import API, SECRETS, ServerFactory, standard_clients
+from support import API, SECRETS, ServerFactory, standard_clients, write_config
 
 SCRIPT = Path(sys.executable).with_name("deputize")
 
 
-@pytest.fixture(autouse=True)
-def _no_deputize_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``load_settings`` reads the process environment: keep overrides out of these tests."""
-    for name in list(os.environ):
-        if name in (ENV_ISSUER, ENV_DATABASE_URL) or name.startswith(ENV_CLIENT_SECRET_PREFIX):
-            monkeypatch.delenv(name)
-
-
-def _write_config(path: Path, database_url: str, **extra: Any) -> Path:
-    config: dict[str, Any] = {
-        "issuer": "http://127.0.0.1:8000",
-        "database": {"url": database_url},
-        "clients": standard_clients(),
-        **extra,
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+pytestmark = pytest.mark.usefixtures("no_deputize_environment")
 
 
 @pytest.fixture
 def config_file(tmp_path: Path, database_url: str) -> Path:
     """A config file on the test's database, with the standard clients defined in it."""
-    return _write_config(tmp_path / "deputize.yaml", database_url)
+    return write_config(tmp_path / "deputize.yaml", database_url)
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -204,7 +183,7 @@ def test_check_config_rejects_a_broken_file(
 def test_check_config_redacts_database_passwords(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, hidden: str, shown: str
 ) -> None:
-    target = _write_config(tmp_path / "deputize.yaml", url)
+    target = write_config(tmp_path / "deputize.yaml", url)
     status, out, _ = _cli(capsys, "check-config", str(target))
     assert status == 0
     assert hidden not in out
@@ -216,7 +195,7 @@ def test_check_config_redacts_database_passwords(
 def test_check_config_redacts_a_password_from_the_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = _write_config(tmp_path / "deputize.yaml", "sqlite:///d.db")
+    target = write_config(tmp_path / "deputize.yaml", "sqlite:///d.db")
     monkeypatch.setenv("DEPUTIZE_DATABASE_URL", "postgres://app:hunter2-pw@db/deputize")
     status, out, _ = _cli(capsys, "check-config", str(target))
     assert status == 0
@@ -236,7 +215,7 @@ def test_relative_sqlite_database_lands_next_to_the_config(
 ) -> None:
     folder = tmp_path / "etc"
     folder.mkdir()
-    config = _write_config(folder / "deputize.yaml", "sqlite:///state.db")
+    config = write_config(folder / "deputize.yaml", "sqlite:///state.db")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -378,7 +357,7 @@ def test_list_shows_config_and_database_clients(
 
 
 def test_list_without_clients(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = _write_config(tmp_path / "empty.yaml", f"sqlite:///{tmp_path / 'e.db'}", clients=[])
+    config = write_config(tmp_path / "empty.yaml", f"sqlite:///{tmp_path / 'e.db'}", clients=[])
     status, out, _ = _cli(capsys, "clients", "list", "--config", str(config))
     assert status == 0
     assert out.startswith("No clients.")
@@ -451,7 +430,7 @@ def test_generated_hash_is_accepted_in_the_config(
         "token_endpoint_auth_method": "client_secret_post",
         "client_secret_hash": digest,
     }
-    config = _write_config(tmp_path / "d.yaml", "sqlite:///d.db", clients=[client])
+    config = write_config(tmp_path / "d.yaml", "sqlite:///d.db", clients=[client])
     status, out, _ = _cli(capsys, "check-config", str(config))
     assert status == 0
     assert "static clients    1" in out

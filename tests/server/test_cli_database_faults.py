@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from deputize.server.cli import main
-from deputize.server.settings import ENV_CLIENT_SECRET_PREFIX, ENV_DATABASE_URL, ENV_ISSUER
+from deputize.server.settings import ENV_DATABASE_URL
 from deputize.server.storage.outage import unavailable_cause
 
 from support import POSTGRES_ENV
@@ -30,11 +30,7 @@ COMMANDS = [
 COMMAND_IDS = ["migrate", "clients list", "users list", "audit", "keys list"]
 
 
-@pytest.fixture(autouse=True)
-def _no_deputize_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name in (ENV_ISSUER, ENV_DATABASE_URL) or name.startswith(ENV_CLIENT_SECRET_PREFIX):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_deputize_environment")
 
 
 def closed_port() -> int:

@@ -27,34 +27,18 @@ from deputize.server.settings import (
     load_settings,
 )
 
-from support import standard_clients
+from support import write_config
 
 SCRIPT = Path(sys.executable).with_name("deputize")
 
 
-@pytest.fixture(autouse=True)
-def _no_deputize_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``load_settings`` reads the process environment: keep overrides out of these tests."""
-    for name in list(os.environ):
-        if name in (ENV_ISSUER, ENV_DATABASE_URL) or name.startswith(ENV_CLIENT_SECRET_PREFIX):
-            monkeypatch.delenv(name)
-
-
-def _write_config(path: Path, database_url: str, **extra: Any) -> Path:
-    config: dict[str, Any] = {
-        "issuer": "http://127.0.0.1:8000",
-        "database": {"url": database_url},
-        "clients": standard_clients(),
-        **extra,
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+pytestmark = pytest.mark.usefixtures("no_deputize_environment")
 
 
 @pytest.fixture
 def sqlite_config(tmp_path: Path) -> Path:
     """A config on an SQLite file, for refusals that come before any database work."""
-    return _write_config(tmp_path / "deputize.yaml", f"sqlite:///{tmp_path / 'd.db'}")
+    return write_config(tmp_path / "deputize.yaml", f"sqlite:///{tmp_path / 'd.db'}")
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -227,7 +211,7 @@ def test_clients_add_refuses_conflicting_flags(
 def test_delegate_agent_must_name_an_agent(
     tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = str(_write_config(tmp_path / "deputize.yaml", database_url))
+    config = str(write_config(tmp_path / "deputize.yaml", database_url))
     app = ("clients", "add", "--config", config, "--client-id", "web", "--auth-method", "none",
            "--grant-type", "authorization_code",
            "--redirect-uri", "http://127.0.0.1:9/cb")  # fmt: skip

@@ -15,7 +15,7 @@ import yaml
 
 from deputize.server.accounts.passwords import verify_password
 from deputize.server.cli import main
-from deputize.server.settings import ENV_DATABASE_URL, ENV_ISSUER, async_database_url
+from deputize.server.settings import async_database_url
 from deputize.server.storage import users
 from deputize.server.storage.database import Database
 
@@ -23,10 +23,7 @@ SCRIPT = Path(sys.executable).with_name("deputize")
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(autouse=True)
-def _no_deputize_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (ENV_ISSUER, ENV_DATABASE_URL):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_deputize_environment")
 
 
 @pytest.fixture
