@@ -30,24 +30,19 @@ from deputize.server.cli.common import CommandError
 ALGORITHMS = ("ES256", "ES384", "EdDSA", "PS256")
 
 
-class _Refusal(Exception):
-    pass
-
-
 def _write(path: Path, data: bytes, *, mode: int, force: bool) -> None:
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
     try:
         fd = os.open(path, flags, mode)
     except FileExistsError:
-        raise _Refusal(f"{path} exists; pass --force to overwrite it") from None
+        raise CommandError(f"{path} exists; pass --force to overwrite it") from None
     except OSError as exc:
-        raise _Refusal(f"cannot write {path}: {exc.strerror}") from None
+        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as file:
         file.write(data)
 
 
 def cmd_jwk_generate(args: argparse.Namespace) -> int:
-
     private, public = Path(args.private), Path(args.public)
     if private.resolve() == public.resolve():
         raise CommandError("--private and --public must name two different files")
@@ -57,13 +52,10 @@ def cmd_jwk_generate(args: argparse.Namespace) -> int:
                 raise CommandError(f"{path} exists; pass --force to overwrite it")
     key = SigningKey.generate(args.alg)
     jwks = json.dumps({"keys": [key.public_jwk()]}, separators=(",", ":")) + "\n"
-    try:
-        # The private half first, and never left readable by others (O_CREAT's mode, not a
-        # chmod after the write).
-        _write(private, key.to_pem(), mode=0o600, force=args.force)
-        _write(public, jwks.encode("ascii"), mode=0o644, force=args.force)
-    except _Refusal as exc:
-        raise CommandError(str(exc)) from None
+    # The private half first, and never left readable by others (O_CREAT's mode, not a chmod
+    # after the write).
+    _write(private, key.to_pem(), mode=0o600, force=args.force)
+    _write(public, jwks.encode("ascii"), mode=0o644, force=args.force)
     print(
         f"Wrote {private} (private key, {args.alg}; keep it secret) and {public} (public JWK Set)."
     )
