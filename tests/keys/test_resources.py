@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from deputize.keys.resources import ResourceError, covers, matches, normalize, normalized
+from deputize.keys.resources import (
+    ResourceError,
+    covers,
+    matches,
+    normalize,
+    normalized,
+    overlaps,
+)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +117,21 @@ def test_bounds() -> None:
         normalize("files:/" + "a" * 2000)
     with pytest.raises(ResourceError):
         normalize(7)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("documents:/**", "documents:/q3/report.pdf", True),
+        ("documents:/q3/*", "documents:/*/report.pdf", True),
+        ("documents:/q3/*", "documents:/q4/*", False),
+        ("documents:/q3/*", "documents:/q3/a/**", True),
+        ("documents:/q3/*", "documents:/q3/a/*", False),
+        ("documents:/**/x", "documents:/y/**", True),
+        ("documents:/**", "users:/**", False),
+        ("documents:/a", "documents:/a/**", True),
+    ],
+)
+def test_overlap(a: str, b: str, expected: bool) -> None:
+    pa, pb = normalize(a, pattern=True), normalize(b, pattern=True)
+    assert overlaps(pa, pb) is expected and overlaps(pb, pa) is expected

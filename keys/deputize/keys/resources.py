@@ -189,3 +189,28 @@ def matches(pattern: str, resource: str, *, fold: bool = False) -> bool:
         return covers(normalize(pattern, pattern=True), normalize(resource), fold=fold)
     except ResourceError:
         return False
+
+
+def overlaps(a: Resource, b: Resource, *, fold: bool = False) -> bool:
+    """Whether some concrete resource is named by both ``a`` and ``b`` (exact for these
+    patterns).  A token cannot carry a pattern that reaches into a denied or forbidden one."""
+    if a.prefix != b.prefix:
+        return False
+    x, y = a.segments, b.segments
+    if fold:
+        x = tuple(s.casefold() for s in x)
+        y = tuple(s.casefold() for s in y)
+    return _overlaps(x, y)
+
+
+@lru_cache(maxsize=4096)
+def _overlaps(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    if not a or not b:
+        return all(s == ANY for s in a + b)
+    if a[0] == ANY:
+        return _overlaps(a[1:], b) or _overlaps(a, b[1:])
+    if b[0] == ANY:
+        return _overlaps(a, b[1:]) or _overlaps(a[1:], b)
+    if a[0] != ONE and b[0] != ONE and a[0] != b[0]:
+        return False
+    return _overlaps(a[1:], b[1:])

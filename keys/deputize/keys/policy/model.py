@@ -1,0 +1,92 @@
+"""What a loaded policy is: permissions on resources, roles, agent profiles, tier rules and
+conditions, all normalised and compiled (see ``load.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from deputize.keys.policy.conditions import Condition
+from deputize.keys.resources import Resource, covers, overlaps
+
+AUTONOMOUS: Final = "autonomous"
+SUPERVISED: Final = "supervised"
+FORBIDDEN: Final = "forbidden"
+#: Tiers from least to most restrictive; when several rules apply the strictest wins.
+TIERS: Final = (AUTONOMOUS, SUPERVISED, FORBIDDEN)
+
+#: Stands for every action in a permission (``documents:*``).
+ALL_ACTIONS: Final = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """Actions on resources: ``documents:read`` is ``read`` on ``documents:/**``."""
+
+    actions: frozenset[str]
+    resources: tuple[Resource, ...]
+    text: str
+    """How the policy wrote it, for messages and ``policy show``."""
+
+    def has_action(self, action: str) -> bool:
+        return ALL_ACTIONS in self.actions or action in self.actions
+
+    def grants(self, action: str, resource: Resource) -> bool:
+        """Whether this permission covers ``action`` on ``resource`` (a pattern or not)."""
+        return self.has_action(action) and any(covers(r, resource) for r in self.resources)
+
+    def touches(self, action: str, resource: Resource) -> bool:
+        """Whether ``action`` on some resource ``resource`` names falls under this permission,
+        case-folded: how deny rules and tiers match, so no spelling slips past them."""
+        return self.has_action(action) and any(
+            overlaps(r, resource, fold=True) for r in self.resources
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    permissions: tuple[Permission, ...]
+    """Its own and those of every role it extends (flattened at load)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What an agent may do whoever it acts for, and whom it may work with."""
+
+    name: str
+    allow: tuple[Permission, ...]
+    deny: tuple[Permission, ...] = ()
+    default_tier: str | None = None
+    """The tier of what no tier rule names, for this agent (else the policy's default)."""
+    max_depth: int | None = None
+    delegate_to: frozenset[str] = frozenset()
+    receive_from: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class TierRule:
+    name: str
+    tier: str
+    permissions: tuple[Permission, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionRule:
+    name: str
+    permissions: tuple[Permission, ...]
+    condition: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    roles: Mapping[str, Role]
+    profiles: Mapping[str, Profile]
+    tiers: tuple[TierRule, ...] = ()
+    conditions: tuple[ConditionRule, ...] = ()
+    scopes: Mapping[str, tuple[Permission, ...]] = field(default_factory=dict)
+    """What a scope stands for (``documents:read`` → read on ``documents:/**``)."""
+    default_tier: str = AUTONOMOUS
+    hash: str = ""
+    """sha-256 (hex, first 16) of the document: in every decision and audit entry."""
