@@ -116,6 +116,7 @@ TOP_LEVEL_MODULES = {"__init__", "app", "context", "errors", "keyring", "setting
 #: into the layers that use them.
 MAY_IMPORT_ONLY: dict[str, set[str]] = {
     "configuration": set(),  # below settings, which imports it
+    "policy": {"configuration"},  # read by settings; the rules live in deputize.keys.policy
     "storage": {"settings", "errors"},
     "http": {"settings", "errors", "storage"},
 }

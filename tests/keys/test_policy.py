@@ -216,3 +216,29 @@ def test_the_hash_names_the_version() -> None:
     changed["tiers"]["default"] = "supervised"
     assert load_policy(changed).hash != POLICY.hash
     assert load_policy(copy.deepcopy(STORY)).hash == POLICY.hash
+
+
+def test_detail_types_are_declared_in_the_policy() -> None:
+    policy = load_policy(
+        {
+            "types": {
+                "payment": {
+                    "actions": ["initiate"],
+                    "resource_field": "creditors",
+                    "limits": ["max_amount"],
+                }
+            }
+        }
+    )
+    assert policy.types["payment"].limits == frozenset({"max_amount"})
+    for broken, path in [
+        ({"payment": {"actions": []}}, "policy.types.payment.actions"),
+        (
+            {"payment": {"actions": ["x"], "resource_field": "Bad Field"}},
+            "policy.types.payment.resource_field",
+        ),
+        ({"payment": {"actions": ["x"], "limits": ["actions"]}}, "policy.types.payment.limits"),
+    ]:
+        with pytest.raises(PolicyError) as caught:
+            load_policy({"types": broken})
+        assert caught.value.path == path

@@ -23,6 +23,7 @@ from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_s
 from deputize.server.configuration.sections import ConfigError as ConfigError
 from deputize.server.configuration.sections import Section
 from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
+from deputize.server.policy.document import PolicySource, read_policy
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 #: RFC 7591 §2: a public client (a browser or native app) that holds no credential.  It may
@@ -146,6 +147,8 @@ class Settings:
     id_token_lifetime: int = 300
     refresh_token_lifetime: int = 86_400
     refresh_token_max_lifetime: int = 30 * 86_400
+    policy: PolicySource | None = field(default=None, compare=False)
+    """The delegation policy (``policy``), compiled; None: no policy (docs/policy.md)."""
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -522,6 +525,9 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         seen_ids.add(client.client_id)
         check_agent_scopes(client, forbidden, f"clients[{i}]")
 
+    base = Path(source).parent if source != "<config>" else Path()
+    policy = read_policy(top.raw("policy"), base=base)
+
     raw_issuers = top.raw("trusted_issuers") or []
     if not isinstance(raw_issuers, list):
         raise ConfigError("trusted_issuers: expected a list")
@@ -560,6 +566,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         id_token_lifetime=id_token_lifetime,
         refresh_token_lifetime=refresh_lifetime,
         refresh_token_max_lifetime=refresh_max,
+        policy=policy,
         source=source,
     )
 

@@ -125,6 +125,15 @@ def _agents(policy: Policy, q: Question, action: str, target: Resource) -> tuple
         if profile is None:
             return "profiles", f"agent {agent!r} has no profile, so it may do nothing"
         where = f"profiles.{agent}"
+        if depth > 1:  # the hand-off first: it is why this agent is here at all
+            previous = q.chain[depth - 2]
+            if agent not in policy.profiles[previous].delegate_to:
+                return (
+                    f"profiles.{previous}.delegate_to",
+                    f"{previous} may not hand work to {agent}",
+                )
+            if previous not in profile.receive_from:
+                return f"{where}.receive_from", f"{agent} may not receive work from {previous}"
         if _touches(profile.deny, action, target):
             return f"{where}.deny", f"{agent} is denied {action} on {target}"
         if not _grants(profile.allow, action, target):

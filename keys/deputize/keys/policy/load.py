@@ -14,6 +14,9 @@ The document is a mapping (YAML or JSON):
         max_depth: 2
         delegate_to: [analysis-agent]
       analysis-agent: {allow: ["documents:read"], receive_from: [scheduling-agent]}
+    types:                      # RFC 9396 authorization_details types
+      documents: {actions: [read, update, delete]}
+      payment: {actions: [initiate], resource_field: creditors, limits: [max_amount]}
     tiers:
       default: autonomous
       rules:
@@ -36,6 +39,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from deputize.keys.details import DetailType
 from deputize.keys.policy.conditions import ConditionError, compile_condition
 from deputize.keys.policy.model import (
     ALL_ACTIONS,
@@ -52,7 +56,7 @@ from deputize.keys.resources import ResourceError, normalize
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 _SHORT = re.compile(r"([a-z][a-z0-9+.\-]{0,62}):([A-Za-z0-9_\-]+|\*)")
-_SECTIONS = frozenset({"version", "roles", "profiles", "tiers", "conditions", "scopes"})
+_SECTIONS = frozenset({"version", "types", "roles", "profiles", "tiers", "conditions", "scopes"})
 
 
 class PolicyError(ValueError):
@@ -94,6 +98,10 @@ def load_policy(document: object, *, root: str = "policy") -> Policy:
         str(scope): _permissions(perms, f"{root}.scopes.{scope}")
         for scope, perms in _mapping(doc.get("scopes", {}), f"{root}.scopes").items()
     }
+    types = {
+        name: _detail_type(name, body, f"{root}.types.{name}")
+        for name, body in _mapping(doc.get("types", {}), f"{root}.types").items()
+    }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return Policy(
         roles=roles,
@@ -101,6 +109,7 @@ def load_policy(document: object, *, root: str = "policy") -> Policy:
         tiers=rules,
         conditions=conditions,
         scopes=scopes,
+        types=types,
         default_tier=default_tier,
         hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
     )
@@ -164,6 +173,24 @@ def _profile(name: str, body: object, path: str) -> Profile:
         delegate_to=frozenset(_names(spec.get("delegate_to", []), f"{path}.delegate_to")),
         receive_from=frozenset(_names(spec.get("receive_from", []), f"{path}.receive_from")),
     )
+
+
+def _detail_type(name: str, body: object, path: str) -> DetailType:
+    """An RFC 9396 type: its closed list of actions, its resource field and its limits."""
+    _named(name, path)
+    spec = _mapping(body, path)
+    _only(spec, {"actions", "resource_field", "limits"}, path)
+    actions = _names(spec.get("actions"), f"{path}.actions")
+    if not actions:
+        raise PolicyError(f"{path}.actions", "must list the type's actions")
+    field = spec.get("resource_field", "locations")
+    if not isinstance(field, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,63}", field):
+        raise PolicyError(f"{path}.resource_field", "must be a lower-case field name")
+    limits = _names(spec.get("limits", []), f"{path}.limits")
+    clash = {"type", "actions", field} & set(limits)
+    if clash:
+        raise PolicyError(f"{path}.limits", f"{sorted(clash)[0]!r} is not a numeric field")
+    return DetailType(name, frozenset(actions), field, frozenset(limits))
 
 
 def _tier_rule(body: object, path: str) -> TierRule:

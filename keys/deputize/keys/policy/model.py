@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from deputize.keys.details import DetailType
 from deputize.keys.policy.conditions import Condition
 from deputize.keys.resources import Resource, covers, overlaps
 
@@ -87,6 +88,8 @@ class Policy:
     conditions: tuple[ConditionRule, ...] = ()
     scopes: Mapping[str, tuple[Permission, ...]] = field(default_factory=dict)
     """What a scope stands for (``documents:read`` → read on ``documents:/**``)."""
+    types: Mapping[str, DetailType] = field(default_factory=dict)
+    """The ``authorization_details`` types (RFC 9396) the server accepts."""
     default_tier: str = AUTONOMOUS
     hash: str = ""
     """sha-256 (hex, first 16) of the document: in every decision and audit entry."""

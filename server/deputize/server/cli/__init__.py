@@ -1,6 +1,6 @@
 """The ``deputize`` command line, one module per command group: ``serve`` (serve, migrate),
-``config`` (init, check-config), ``keys``, ``clients``, ``revoke``, ``audit`` and ``accounts``
-(users, consents); ``common`` holds what they share.
+``config`` (init, check-config), ``keys``, ``clients``, ``revoke``, ``audit``, ``accounts``
+(users, consents) and ``policy``; ``common`` holds what they share.
 
 Every command takes ``--help``.  Errors name the config key or flag at fault and exit with 2
 (usage or configuration) or 1 (the operation was refused).
@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from deputize.server.cli import accounts, audit, clients, config, jwk, keys, revoke, serve
+from deputize.server.cli import (
+    accounts,
+    audit,
+    clients,
+    config,
+    jwk,
+    keys,
+    policy,
+    revoke,
+    serve,
+)
 from deputize.server.cli.common import CommandError, DatabaseUnavailable, UsageError
 from deputize.server.settings import ConfigError
 
@@ -27,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deputize {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for group in (serve, config, keys, jwk, clients, revoke, audit, accounts):
+    for group in (serve, config, keys, jwk, clients, revoke, audit, accounts, policy):
         group.add_parsers(commands)
     return parser
 
