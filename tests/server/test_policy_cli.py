@@ -197,3 +197,9 @@ def test_import_refuses_with_the_line(
     status, out, err = _cli(capsys, "policy", "import", str(source), "--namespace", "documents")
     assert status == 1 and out == ""
     assert f"{source}:{line}:" in err and message in err, err
+
+
+def test_the_guide_shows_the_example_policy() -> None:
+    guide = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
+    block = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == yaml.safe_load(STORY.read_text(encoding="utf-8"))
