@@ -191,3 +191,93 @@ def test_clients_add_registers_a_public_sign_in_client(
         "--grant-type", "authorization_code",
     )  # fmt: skip
     assert status == 2 and "--redirect-uri: required" in err
+
+
+# --- roles (the delegation policy's) -------------------------------------------------------
+
+
+def _policy_config(config: Path) -> Path:
+    data = yaml.safe_load(config.read_text())
+    data["policy"] = str(Path(__file__).resolve().parents[2] / "examples/policy/unified-auth.yaml")
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_roles_are_kept_in_the_user_store_and_checked_against_the_policy(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _policy_config(config)
+    c = str(config)
+    status, _, err = cli(
+        capsys, monkeypatch, "users", "add", "-c", c, "alice", "--role", "admn",
+        "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert status == 2 and "--role: the policy defines no role 'admn'" in err
+    status, _, _ = cli(
+        capsys, monkeypatch, "users", "add", "-c", c, "alice", "--role", "viewer",
+        "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert status == 0
+    ask = ("policy", "check", "-c", c, "--user", "alice", "--agent", "scheduling-agent")
+    status, out, _ = cli(
+        capsys, monkeypatch, *ask, "--action", "read", "--resource", "documents:/a"
+    )
+    assert status == 0 and "allow" in out
+    status, out, _ = cli(
+        capsys, monkeypatch, *ask, "--action", "update", "--resource", "documents:/a"
+    )
+    assert status == 1 and "rule      roles" in out
+    status, out, _ = cli(capsys, monkeypatch, "users", "roles", "-c", c, "alice", "--add", "admin")
+    assert status == 0 and "viewer, admin" in out
+    status, out, _ = cli(capsys, monkeypatch, "users", "list", "-c", c, "--json")
+    assert json.loads(out)[0]["roles"] == ["viewer", "admin"]
+    status, _, err = cli(capsys, monkeypatch, *ask[:-2], "--user", "nobody", "--action", "read",
+                         "--resource", "documents:/a")  # fmt: skip
+    assert status == 1 and "--user: no user 'nobody'" in err
+
+
+def test_taking_a_role_away_revokes_what_the_user_s_agents_hold(
+    config: Path,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deputize.server.storage import tokens
+
+    c = str(config)
+    cli(capsys, monkeypatch, "users", "add", "-c", c, "bob", "--role", "admin", "--role", "viewer",
+        "--password-stdin", stdin=PASSWORD + "\n")  # fmt: skip
+
+    async def issue_and_look() -> None:
+        db = Database(async_database_url(database_url))
+        try:
+            async with db.begin() as conn:
+                await tokens.record(
+                    conn,
+                    tokens.TokenRecord(
+                        jti="j1", client_id="agent", subject="bob", issued_at=1,
+                        expires_at=2**40, kind=tokens.DELEGATION, actor="agent",
+                    ),
+                )  # fmt: skip
+        finally:
+            await db.dispose()
+
+    asyncio.run(issue_and_look())
+    status, out, _ = cli(capsys, monkeypatch, "users", "roles", "-c", c, "bob", "--add", "editor")
+    assert status == 0 and "revoked" not in out  # adding takes nothing away
+    status, out, _ = cli(capsys, monkeypatch, "users", "roles", "-c", c, "bob", "--remove", "admin")
+    assert status == 0 and "1 token(s) acting for them were revoked" in out
+
+    async def revoked() -> int | None:
+        db = Database(async_database_url(database_url))
+        try:
+            async with db.begin() as conn:
+                record = await tokens.get(conn, "j1")
+                assert record is not None
+                return record.revoked_at
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(revoked()) is not None
+    status, _, err = cli(capsys, monkeypatch, "users", "roles", "-c", c, "ghost", "--add", "x")
+    assert status == 1 and "no user 'ghost'" in err

@@ -23,6 +23,7 @@ USER_ENABLED: Final = "user_enabled"
 PASSWORD_CHANGED: Final = "password_changed"
 CONSENT_GRANTED: Final = "consent_granted"
 CONSENT_REVOKED: Final = "consent_revoked"
+ROLES_CHANGED: Final = "roles_changed"
 
 
 async def add_user(conn: AsyncConnection, user: users.User, now: int, *, by: str) -> bool:
@@ -63,6 +64,30 @@ async def disable_user(conn: AsyncConnection, sub: str, now: int, *, by: str) ->
     await audit.append(
         conn,
         audit.AuditEvent(event=USER_DISABLED, subject=sub, details={"by": by, "revoked": count}),
+        now,
+    )
+    return count
+
+
+async def set_roles(
+    conn: AsyncConnection, sub: str, roles: tuple[str, ...], now: int, *, by: str
+) -> int | None:
+    """Give the user exactly ``roles``.  Taking a role away revokes every token acting for the
+    user (deny-first, in this transaction): those tokens were issued under the old roles, and
+    the policy must not keep honouring what it no longer grants.  Returns how many tokens were
+    revoked (None: no such user)."""
+    user = await users.get(conn, sub)
+    if user is None or not await users.set_roles(conn, sub, roles):
+        return None
+    removed = sorted(set(user.roles) - set(roles))
+    count = (await revoke_tokens(conn, now, by=by, subject=sub)).live if removed else 0
+    await audit.append(
+        conn,
+        audit.AuditEvent(
+            event=ROLES_CHANGED,
+            subject=sub,
+            details={"by": by, "roles": list(roles), "removed": removed, "revoked": count},
+        ),
         now,
     )
     return count

@@ -16,13 +16,22 @@ from typing import Any
 
 from deputize.server.accounts import actions as accounts
 from deputize.server.accounts.passwords import PasswordPolicyError, hash_password
-from deputize.server.cli.common import CommandError, config_arg, run, settings_of, when
+from deputize.server.cli.common import (
+    CommandError,
+    UsageError,
+    config_arg,
+    run,
+    settings_of,
+    when,
+)
+from deputize.server.settings import Settings
 from deputize.server.storage import consents, users
 from deputize.server.storage.database import Database
 
 #: User names are the ``sub`` of their tokens: short, printable, no spaces (they appear in
 #: space-separated audit fields and in configuration).
 _USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
+_ROLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
 
 def _username(value: str) -> str:
@@ -75,6 +84,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         created_at=now,
         password_changed_at=now,
         disabled_at=None,
+        roles=_checked_roles(settings, args.role or [], "--role"),
     )
 
     async def action(db: Database) -> bool:
@@ -117,6 +127,46 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_roles(settings: Settings, roles: list[str], flag: str) -> tuple[str, ...]:
+    """Role names as given, each one the policy defines (when there is a policy)."""
+    for role in roles:
+        if not _ROLE.fullmatch(role):
+            raise UsageError(f"{flag}: {role!r} is not a role name")
+        if settings.policy is not None and role not in settings.policy.policy.roles:
+            known = ", ".join(sorted(settings.policy.policy.roles)) or "none"
+            raise UsageError(f"{flag}: the policy defines no role {role!r} (it has: {known})")
+    return tuple(dict.fromkeys(roles))
+
+
+def cmd_users_roles(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    added = _checked_roles(settings, args.add or [], "--add")
+    wanted = None if args.set is None else _checked_roles(settings, args.set, "--set")
+    removed = set(args.remove or [])
+    now = int(time.time())
+
+    async def action(db: Database) -> tuple[tuple[str, ...], int] | None:
+        async with db.begin() as conn:
+            user = await users.get(conn, args.username)
+            if user is None:
+                return None
+            roles = wanted if wanted is not None else user.roles
+            roles = tuple(r for r in dict.fromkeys((*roles, *added)) if r not in removed)
+            if roles == user.roles:
+                return roles, 0
+            count = await accounts.set_roles(conn, args.username, roles, now, by="cli")
+            return roles, count or 0
+
+    done = run(settings, action)
+    if done is None:
+        raise CommandError(f"USERNAME: no user {args.username!r}")
+    roles, revoked = done
+    print(f"Roles of {args.username}: {', '.join(roles) or '(none)'}.")
+    if revoked:
+        print(f"A role was taken away: {revoked} token(s) acting for them were revoked.")
+    return 0
+
+
 def cmd_users_enable(args: argparse.Namespace) -> int:
     settings = settings_of(args)
 
@@ -145,6 +195,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
             "email": u.email,
             "created_at": u.created_at,
             "disabled_at": u.disabled_at,
+            "roles": list(u.roles),
         }
         for u in rows
     ]
@@ -154,11 +205,12 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     if not rows:
         print("No users.  Add one with: deputize users add --config FILE USERNAME")
         return 0
-    print(f"{'USERNAME':<24} {'STATE':<9} {'CREATED':<23} {'NAME / EMAIL'}")
+    print(f"{'USERNAME':<24} {'STATE':<9} {'CREATED':<23} {'ROLES':<20} {'NAME / EMAIL'}")
     for u in rows:
         state = "active" if u.active else "disabled"
         about = " ".join(x for x in (u.name or "", f"<{u.email}>" if u.email else "") if x)
-        print(f"{u.sub:<24} {state:<9} {when(u.created_at):<23} {about}")
+        roles = ",".join(u.roles) or "-"
+        print(f"{u.sub:<24} {state:<9} {when(u.created_at):<23} {roles:<20} {about}".rstrip())
     return 0
 
 
@@ -236,8 +288,28 @@ def add_parsers(commands: Any) -> None:
     add.add_argument("username", metavar="USERNAME", type=_username)
     add.add_argument("--name", type=_name, help="full name, shown on pages and in the `name` claim")
     add.add_argument("--email", type=_email, help="e-mail address, for the `email` claim")
+    add.add_argument(
+        "--role", action="append", metavar="ROLE", help="a role of the policy (repeatable)"
+    )
     password_flag(add)
     add.set_defaults(func=cmd_users_add)
+
+    roles = user_commands.add_parser(
+        "roles",
+        help="show or change a user's roles (the delegation policy's)",
+        description=(
+            "Show or change the roles a user has under the delegation policy (docs/policy.md). "
+            "Taking a role away revokes every token acting for the user."
+        ),
+    )
+    config_arg(roles)
+    roles.add_argument("username", metavar="USERNAME")
+    roles.add_argument("--add", action="append", metavar="ROLE", help="give a role (repeatable)")
+    roles.add_argument(
+        "--remove", action="append", metavar="ROLE", help="take a role away (repeatable)"
+    )
+    roles.add_argument("--set", nargs="*", metavar="ROLE", help="exactly these roles")
+    roles.set_defaults(func=cmd_users_roles)
 
     set_password = user_commands.add_parser(
         "set-password",

@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from deputize.keys.policy import Policy, Question, decide
-from deputize.server.cli.common import DEFAULT_CONFIG, CommandError, UsageError, settings_of
+from deputize.server.cli.common import (
+    DEFAULT_CONFIG,
+    CommandError,
+    UsageError,
+    run,
+    settings_of,
+)
 from deputize.server.policy.document import load_policy_file
 from deputize.server.policy.theaios import TranslationError, translate_file
+from deputize.server.storage import users
+from deputize.server.storage.database import Database
 
 
 def _policy(args: argparse.Namespace) -> Policy:
@@ -28,6 +36,25 @@ def _policy(args: argparse.Namespace) -> Policy:
     if source is None:
         raise CommandError(f"{args.config}: has no 'policy' (see docs/policy.md)")
     return source.policy
+
+
+def _roles(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--role`` as given; else the user's roles in the user store of ``--config``."""
+    if args.role is not None:
+        return tuple(args.role)
+    if args.policy:
+        raise UsageError("--role: give the person's roles (--policy reads no user store)")
+    settings = settings_of(args)
+
+    async def action(db: Database) -> tuple[str, ...] | None:
+        async with db.begin() as conn:
+            user = await users.get(conn, args.user)
+            return None if user is None else user.roles
+
+    roles = run(settings, action)
+    if roles is None:
+        raise CommandError(f"--user: no user {args.user!r} in the user store (or pass --role)")
+    return roles
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -53,7 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError("--details: expected a JSON object")
     question = Question(
         person=args.user,
-        roles=tuple(args.role or ()),
+        roles=_roles(args),
         action=args.action,
         resource=args.resource,
         chain=tuple(chain),
@@ -226,7 +253,10 @@ def add_parsers(commands: Any) -> None:
     _source_args(check)
     check.add_argument("--user", required=True, metavar="USERNAME", help="the person")
     check.add_argument(
-        "--role", action="append", metavar="ROLE", help="a role of the person (repeatable)"
+        "--role",
+        action="append",
+        metavar="ROLE",
+        help="a role of the person (repeatable; default: their roles in the user store)",
     )
     check.add_argument("--agent", metavar="CLIENT_ID", help="the agent acting for the person")
     check.add_argument(

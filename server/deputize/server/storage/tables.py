@@ -165,6 +165,8 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("password_changed_at", BigInteger, nullable=False),
     Column("disabled_at", BigInteger, nullable=True),
+    # The delegation policy's roles, space-separated (migration 0010); NULL: none.
+    Column("roles", Text, nullable=True),
 )
 
 #: Failed sign-in attempts per attempted user name (known or not, so lockout reveals nothing).

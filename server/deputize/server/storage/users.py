@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,22 +22,30 @@ class User:
     created_at: int
     password_changed_at: int
     disabled_at: int | None
+    roles: tuple[str, ...] = ()
+    """The delegation policy's roles (docs/policy.md)."""
 
     @property
     def active(self) -> bool:
         return self.disabled_at is None
 
 
+def _user(row: Any) -> User:
+    values = dict(row._mapping)
+    values["roles"] = tuple((values.get("roles") or "").split())
+    return User(**values)
+
+
 async def get(conn: AsyncConnection, sub: str) -> User | None:
     if "\x00" in sub:  # PostgreSQL refuses NUL in text; no user name holds one
         return None
     row = (await conn.execute(select(users).where(users.c.sub == sub))).first()
-    return None if row is None else User(**row._mapping)
+    return None if row is None else _user(row)
 
 
 async def list_all(conn: AsyncConnection) -> list[User]:
     rows = await conn.execute(select(users).order_by(users.c.sub))
-    return [User(**row._mapping) for row in rows]
+    return [_user(row) for row in rows]
 
 
 async def add(conn: AsyncConnection, user: User) -> bool:
@@ -52,6 +61,7 @@ async def add(conn: AsyncConnection, user: User) -> bool:
             created_at=user.created_at,
             password_changed_at=user.password_changed_at,
             disabled_at=user.disabled_at,
+            roles=" ".join(user.roles) or None,
         )
         .on_conflict_do_nothing()
     )
@@ -63,6 +73,13 @@ async def set_password(conn: AsyncConnection, sub: str, password_hash: str, now:
         update(users)
         .where(users.c.sub == sub)
         .values(password_hash=password_hash, password_changed_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def set_roles(conn: AsyncConnection, sub: str, roles: tuple[str, ...]) -> bool:
+    result = await conn.execute(
+        update(users).where(users.c.sub == sub).values(roles=" ".join(roles) or None)
     )
     return result.rowcount == 1
 
