@@ -242,3 +242,26 @@ def test_detail_types_are_declared_in_the_policy() -> None:
         with pytest.raises(PolicyError) as caught:
             load_policy({"types": broken})
         assert caught.value.path == path
+
+
+def test_asking_for_every_action_meets_every_tier() -> None:
+    # A scope documents:* must not slip past the supervised tier on documents:delete.
+    decision = ask("*", "documents:/**", "scheduling-agent", pattern=True)
+    assert decision.outcome != "allow"
+    admin_all = decide(
+        load_policy({**STORY, "tiers": {}, "profiles": {"a": {"allow": ["documents:*"]}}}),
+        Question("alice", ["admin"], "*", "documents:/**", chain=["a"], pattern=True),
+    )
+    assert (admin_all.outcome, admin_all.rule) == ("deny", "roles")  # no role grants every action
+
+
+def test_without_a_person_only_the_profile_and_tiers_bound_an_agent() -> None:
+    alone = decide(
+        POLICY,
+        Question("scheduling-agent", None, "read", "documents:/a", chain=["scheduling-agent"]),
+    )
+    assert alone.outcome == "allow"
+    forbidden = decide(
+        POLICY, Question("scheduling-agent", None, "read", "users:/a", chain=["scheduling-agent"])
+    )
+    assert forbidden.outcome == "deny"

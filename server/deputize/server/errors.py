@@ -63,6 +63,13 @@ class InvalidScopeError(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidAuthorizationDetailsError(OAuthError):
+    """RFC 9396 §5: ``authorization_details`` malformed, of an unknown type, or beyond what
+    the parent token, the person's roles or the agent's profile allow."""
+
+    error = "invalid_authorization_details"
+
+
 class InvalidTargetError(OAuthError):
     """RFC 8707 §2 / RFC 8693 §2.2.2: the requested resource or audience is not acceptable."""
 

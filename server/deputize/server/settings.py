@@ -64,6 +64,12 @@ class ClientConfig:
     """Deepest chain this client may extend (None: the global ``delegation.max_depth``)."""
     max_token_lifetime: int | None = None
     """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
+    profile: str | None = None
+    """The agent profile of the delegation policy this agent answers to (None: its client_id)."""
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile or self.client_id
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -84,6 +90,7 @@ class ClientConfig:
             "can_introspect": self.can_introspect,
             "max_delegation_depth": self.max_delegation_depth,
             "max_token_lifetime": self.max_token_lifetime,
+            "profile": self.profile,
         }
 
 
@@ -109,6 +116,10 @@ class TrustedIssuer:
     audience: str
     jwks_uri: str | None = None
     jwks: Mapping[str, Any] | None = None
+    roles_claim: str | None = None
+    """The claim of this issuer's tokens that names the person's groups or roles."""
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each value of ``roles_claim`` and the policy roles it gives (nothing unmapped counts)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -325,8 +336,12 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             f"{s.key('dpop_bound_access_tokens')}: must be true for an agent (agent: true); "
             "agents only ever hold sender-constrained tokens"
         )
+    profile = s.string("profile")
+    if profile is not None and not agent:
+        raise ConfigError(f"{s.key('profile')}: only an agent (agent: true) answers to a profile")
     client = ClientConfig(
         client_id=client_id,
+        profile=profile,
         name=s.string("name"),
         token_endpoint_auth_method=method,
         client_secret_hash=secret_hash,
@@ -412,9 +427,28 @@ def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
     jwks = _jwks(s, "jwks")
     if (jwks is None) == (jwks_uri is None):
         raise ConfigError(f"{path}: needs exactly one of jwks_uri or jwks")
+    roles_claim = s.string("roles_claim")
+    raw_roles = s.raw("roles") or {}
+    if not isinstance(raw_roles, Mapping):
+        raise ConfigError(f"{s.key('roles')}: expected a mapping of claim values to roles")
+    roles: dict[str, tuple[str, ...]] = {}
+    for value, given in raw_roles.items():
+        given = [given] if isinstance(given, str) else given
+        if (
+            not isinstance(value, str)
+            or not isinstance(given, list)
+            or not all(isinstance(r, str) and r for r in given)
+        ):
+            raise ConfigError(f"{s.key('roles')}.{value}: expected a role or a list of roles")
+        roles[value] = tuple(given)
+    if roles and roles_claim is None:
+        raise ConfigError(f"{s.key('roles_claim')}: required with {s.key('roles')}")
     s.done()
     assert issuer is not None and audience is not None
-    return TrustedIssuer(issuer=issuer, audience=audience, jwks_uri=jwks_uri, jwks=jwks)
+    return TrustedIssuer(
+        issuer=issuer, audience=audience, jwks_uri=jwks_uri, jwks=jwks,
+        roles_claim=roles_claim, roles=roles,
+    )  # fmt: skip
 
 
 def check_issuer(issuer: str, key: str = "issuer") -> None:

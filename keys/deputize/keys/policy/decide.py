@@ -32,7 +32,9 @@ DENY: Final = "deny"
 @dataclass(frozen=True, slots=True)
 class Question:
     person: str
-    roles: Sequence[str]
+    roles: Sequence[str] | None
+    """The person's roles; None when no person stands behind the request (an agent acting
+    for itself by client credentials), so only its profile and the tiers bound it."""
     action: str
     resource: str
     chain: Sequence[str] = ()
@@ -84,7 +86,7 @@ def decide(policy: Policy, question: Question) -> Decision:
     tier, tier_rule = _tier(policy, q, action, target)
     if q.chain and tier == FORBIDDEN:
         return answer(DENY, tier, tier_rule, f"{action} on {target} is never done by an agent")
-    if not any(
+    if q.roles is not None and not any(
         _grants(policy.roles[r].permissions, action, target) for r in q.roles if r in policy.roles
     ):
         return answer(DENY, tier, "roles", f"no role of {q.person} grants {action} on {target}")
@@ -162,7 +164,7 @@ def _touches(permissions: Sequence[Permission], action: str, target: Resource) -
 
 def _context(q: Question, target: Resource) -> dict[str, Any]:
     return {
-        "person": {"id": q.person, "roles": list(q.roles)},
+        "person": {"id": q.person, "roles": list(q.roles or ())},
         "chain": list(q.chain),
         "agent": q.chain[-1] if q.chain else "",
         "task": q.task,

@@ -30,19 +30,20 @@ class Permission:
     text: str
     """How the policy wrote it, for messages and ``policy show``."""
 
-    def has_action(self, action: str) -> bool:
-        return ALL_ACTIONS in self.actions or action in self.actions
-
     def grants(self, action: str, resource: Resource) -> bool:
-        """Whether this permission covers ``action`` on ``resource`` (a pattern or not)."""
-        return self.has_action(action) and any(covers(r, resource) for r in self.resources)
+        """Whether this permission covers ``action`` on ``resource`` (a pattern or not).
+        ``action`` ``*`` (every action, as a scope ``documents:*`` asks) needs ``*`` here."""
+        return (ALL_ACTIONS in self.actions or action in self.actions) and any(
+            covers(r, resource) for r in self.resources
+        )
 
     def touches(self, action: str, resource: Resource) -> bool:
         """Whether ``action`` on some resource ``resource`` names falls under this permission,
-        case-folded: how deny rules and tiers match, so no spelling slips past them."""
-        return self.has_action(action) and any(
-            overlaps(r, resource, fold=True) for r in self.resources
-        )
+        case-folded: how deny rules and tiers match, so no spelling slips past them.  Asking
+        for every action (``*``) touches every permission on an overlapping resource."""
+        return (
+            action == ALL_ACTIONS or ALL_ACTIONS in self.actions or action in self.actions
+        ) and any(overlaps(r, resource, fold=True) for r in self.resources)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ _CLAIMS = (
     "cnf",
     "act",
     "task",
+    "authorization_details",  # RFC 9396 §9.1: the details the token carries
 )
 
 

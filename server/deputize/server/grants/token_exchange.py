@@ -32,8 +32,10 @@ from deputize.keys.chain import (
 )
 from deputize.keys.compare import same_text
 from deputize.server.clients.auth import find_client
+from deputize.server.delegation.permissions import allow, person_of
 from deputize.server.delegation.who_may_act import authorise
 from deputize.server.errors import (
+    InvalidAuthorizationDetailsError,
     InvalidDPoPProofError,
     InvalidRequestError,
     InvalidScopeError,
@@ -158,6 +160,8 @@ class TokenExchangeGrant:
         ceiling = (recipient or holder).max_token_lifetime
         exp = attenuate_expiry(subject.exp, now=now, lifetime=lifetime, ceiling=ceiling)
         task = self._task(subject, form.get("task"))
+        new_chain = chain.extend(recipient.client_id, max_depth=16) if recipient else chain
+        scopes, carried, policy = await _apply_policy(request, subject, new_chain, scopes, task)
         # Revoking any token above the new one must reach it (see hold_lineage).
         if subject.jti is not None and not await store.hold_lineage(subject.jti):
             raise InvalidRequestError(
@@ -169,7 +173,7 @@ class TokenExchangeGrant:
                 store, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=client.client_id,
                 audience=[recipient.client_id], scopes=scopes, now=now, expires_at=exp, jkt=None,
                 kind=HANDOFF, parent_jti=subject.jti, task=task, ledger_client=recipient.client_id,
-                extra_claims={"resources": audience},
+                extra_claims={"resources": audience, **carried}, policy=policy,
             )  # fmt: skip
             token_type = "N_A"  # RFC 8693 §2.2.1: not usable at a resource server
         else:
@@ -177,6 +181,7 @@ class TokenExchangeGrant:
                 store, ctx.keyring, issuer=settings.issuer, chain=chain, client_id=holder.client_id,
                 audience=audience, scopes=scopes, now=now, expires_at=exp, jkt=jkt,
                 kind=DELEGATION, parent_jti=subject.jti, task=task, status=ctx.status_allocator,
+                extra_claims=carried, policy=policy,
             )  # fmt: skip
             token_type = "DPoP"
         response: dict[str, Any] = {
@@ -283,6 +288,46 @@ async def _is_agent(request: TokenRequest, value: str) -> bool:
     if client is None:
         ctx.non_clients.add(value, request.now)
     return client is not None and client.agent
+
+
+async def _apply_policy(
+    request: TokenRequest,
+    subject: SubjectToken,
+    chain: Chain,
+    scopes: list[str],
+    task: str | None,
+) -> tuple[list[str], dict[str, Any], str | None]:
+    """Scopes, and the claims to carry (``authorization_details``, ``roles``), that the
+    delegation policy lets the chain's newest agent hold (``delegation/permissions.py``).
+    Without a policy the parent's details carry over unchanged, and asking for details is
+    refused (no type is declared)."""
+    source = request.ctx.settings.policy
+    form = request.form
+    if source is None:
+        if form.get("authorization_details") is not None:
+            raise InvalidAuthorizationDetailsError(
+                "this server declares no authorization_details types (no delegation policy)"
+            )
+        carried = {} if subject.details is None else {"authorization_details": subject.details}
+        return scopes, carried, None
+    profiles = [await _profile(request, actor) for actor in chain.actors]
+    person = await person_of(request.store, subject)
+    allowed = allow(
+        source.policy, person, profiles, scopes=scopes,
+        explicit_scopes=form.get("scope") is not None,
+        requested_details=form.get("authorization_details"), parent_details=subject.details,
+        task=task,
+    )  # fmt: skip
+    claims: dict[str, Any] = {"roles": list(allowed.roles or ())}
+    if allowed.details is not None:
+        claims["authorization_details"] = allowed.details
+    return allowed.scopes, claims, allowed.policy
+
+
+async def _profile(request: TokenRequest, client_id: str) -> str:
+    """The policy profile an agent answers to (``clients[].profile``, else its client_id)."""
+    client = await find_client(request.ctx, request.store, client_id)
+    return client.profile_name if client is not None else client_id
 
 
 async def _client(request: TokenRequest, client_id: str) -> ClientConfig:

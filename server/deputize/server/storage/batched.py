@@ -44,6 +44,7 @@ __all__ = ["BatchedStore", "Conflict", "HotPath", "HotPathStats"]
 
 _GET_TOKEN: Final = "SELECT * FROM issued_tokens WHERE jti = $1"
 _GET_CLIENT: Final = "SELECT metadata_json, secret_hash FROM clients WHERE client_id = $1"
+_GET_ROLES: Final = "SELECT roles FROM users WHERE sub = $1"
 
 
 class BatchedStore:
@@ -92,6 +93,12 @@ class BatchedStore:
     async def client(self, client_id: str) -> ClientConfig | None:
         row = await self._fetchrow(_GET_CLIENT, client_id)
         return None if row is None else client_from_row(row["metadata_json"], row["secret_hash"])
+
+    async def roles(self, sub: str) -> tuple[str, ...]:
+        # Not locked: taking a role away revokes every token acting for the person, and this
+        # request holds its parent's lineage (hold_lineage), so it is revoked with the rest.
+        row = await self._fetchrow(_GET_ROLES, sub)
+        return () if row is None or not row["roles"] else tuple(row["roles"].split())
 
     async def token(
         self, jti: str, *, lock: bool = False, claimed: TokenRecord | None = None

@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.settings import ClientConfig
-from deputize.server.storage import audit, replay, status_list, tokens
+from deputize.server.storage import audit, replay, status_list, tokens, users
 from deputize.server.storage import clients as client_rows
 from deputize.server.storage.tokens import TokenRecord
 
@@ -34,6 +34,10 @@ class RequestStore(Protocol):
 
     async def client(self, client_id: str) -> ClientConfig | None:
         """A client registered at runtime (``deputize clients add``)."""
+        ...
+
+    async def roles(self, sub: str) -> tuple[str, ...]:
+        """A user's roles in the user store (none for an unknown user)."""
         ...
 
     async def token(
@@ -88,6 +92,10 @@ class SqlStore:
 
     async def client(self, client_id: str) -> ClientConfig | None:
         return await client_rows.get(self._conn, client_id)
+
+    async def roles(self, sub: str) -> tuple[str, ...]:
+        user = await users.get(self._conn, sub)
+        return () if user is None else user.roles
 
     async def token(
         self, jti: str, *, lock: bool = False, claimed: TokenRecord | None = None

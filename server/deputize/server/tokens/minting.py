@@ -62,8 +62,10 @@ async def mint_access_token(
     ledger_client: str | None = None,
     extra_claims: Mapping[str, Any] | None = None,
     status: StatusAllocator | None = None,
+    policy: str | None = None,
 ) -> MintedToken:
-    """Sign the token, record it (``ledger_client`` defaults to ``client_id``) and audit it.
+    """Sign the token, record it (``ledger_client`` defaults to ``client_id``) and audit it
+    (with ``policy``, the hash of the delegation policy that decided what it carries).
 
     With ``status``, the token gets a status list index (no extra round trip: see
     ``tokens/status_list.py``), kept on its ledger row so revocation shows in the list."""
@@ -119,8 +121,23 @@ async def mint_access_token(
             jti=jti,
             parent_jti=parent_jti,
             jkt=jkt,
-            details={"kind": kind, "scope": " ".join(scopes), "aud": list(audience)},
+            details=_audited(kind, scopes, audience, claims, policy),
         ),
         now,
     )
     return MintedToken(token=token, jti=jti, issued_at=now, expires_at=expires_at, claims=claims)
+
+
+def _audited(
+    kind: str,
+    scopes: Sequence[str],
+    audience: Sequence[str],
+    claims: Mapping[str, Any],
+    policy: str | None,
+) -> dict[str, Any]:
+    details: dict[str, Any] = {"kind": kind, "scope": " ".join(scopes), "aud": list(audience)}
+    if policy is not None:
+        details["policy"] = policy
+    if "authorization_details" in claims:
+        details["authorization_details"] = claims["authorization_details"]
+    return details

@@ -32,6 +32,7 @@ from deputize.keys.jwt import normalize_typ
 from deputize.server.clients.remote_jwks import JWKSFetchError
 from deputize.server.context import ServerContext
 from deputize.server.errors import InvalidRequestError
+from deputize.server.settings import TrustedIssuer
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import CLIENT, DELEGATION, HANDOFF, USER, TokenRecord
 from deputize.server.tokens.own_tokens import verify_own_token
@@ -64,6 +65,12 @@ class SubjectToken:
     task: str | None
     issuer: str
     may_act: Any = None
+    roles: tuple[str, ...] | None = None
+    """The person's roles as this token states them: a Deputize token's ``roles`` claim
+    (RFC 9068 §2.2.3.1), or a trusted issuer's claim mapped by ``trusted_issuers[].roles``."""
+    details: Any = None
+    """The ``authorization_details`` claim of a Deputize token (RFC 9396), as signed; None
+    when it has none (an external token's own are not taken over)."""
     client_id: str | None = None
     """The client a Deputize token was issued to (its RFC 9068 ``client_id``): for a hand-off,
     the client that made it.  A person's consent to agents is bound to this client (rule 4).
@@ -158,6 +165,8 @@ async def _read_own_subject(
         task=record.task,
         issuer=ctx.settings.issuer,
         client_id=claims.get("client_id"),
+        details=claims.get("authorization_details"),
+        roles=_roles_claim(claims.get("roles")),
     )
 
 
@@ -202,6 +211,24 @@ async def _issuer_keys(ctx: ServerContext, issuer: str, *, refresh: bool) -> Key
         ) from None
 
 
+def _roles_claim(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, list) and all(isinstance(r, str) for r in value):
+        return tuple(value)
+    return None
+
+
+def _mapped_roles(issuer: TrustedIssuer, claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The policy roles a trusted issuer's claim gives (``trusted_issuers[].roles``): only
+    values the mapping names count, so the issuer cannot mint a role of ours by naming it."""
+    if issuer.roles_claim is None:
+        return ()
+    value = claims.get(issuer.roles_claim)
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(
+        dict.fromkeys(r for v in values if isinstance(v, str) for r in issuer.roles.get(v, ()))
+    )
+
+
 async def _read_external(ctx: ServerContext, token: str, token_type: str, now: int) -> SubjectToken:
     try:
         parsed = parse(token, algorithms=SUPPORTED_ALGORITHMS, typ=None)
@@ -239,6 +266,7 @@ async def _read_external(ctx: ServerContext, token: str, token_type: str, now: i
         task=None,
         issuer=iss,
         may_act=claims.get("may_act"),
+        roles=_mapped_roles(ctx.trusted_issuers[iss], claims),
     )
 
 
