@@ -210,3 +210,32 @@ def test_without_a_policy_details_are_refused(server_factory: ServerFactory) -> 
     asked = details((["read"], ["docs:/a"]))
     assert_error(first_hop(plain, ["admins"], authorization_details=asked), 400,
                  "invalid_authorization_details")  # fmt: skip
+
+
+def _own(live: LiveServer, agent: str, **params: Any) -> httpx.Response:
+    from delegation_support import DPOP_KEYS, assertion
+
+    return live.client.post(
+        "/token",
+        data={"grant_type": "client_credentials", **assertion(live, agent), **params},
+        headers={"DPoP": live.proof(DPOP_KEYS[agent])},
+    )
+
+
+def test_an_agent_acting_for_itself_is_bounded_by_its_profile(live: LiveServer) -> None:
+    ok = _own(live, "agent-c", authorization_details=details((["read", "write"], ["docs:/a/**"])))
+    assert ok.status_code == 200, ok.text
+    claims = claims_of(ok.json()["access_token"])
+    assert claims["authorization_details"][0]["actions"] == ["read", "write"]
+    assert "roles" not in claims  # nobody's roles: it acts for nobody
+    supervised = _own(live, "agent-c", authorization_details=details((["delete"], ["docs:/a"])))
+    body = assert_error(supervised, 400, "invalid_authorization_details")
+    assert "tier supervised" in body["error_description"]
+    forbidden = _own(live, "agent-c", scope="mail:send")
+    assert_error(forbidden, 400, "invalid_scope")
+    assert (
+        claims_of(_own(live, "agent-c").json()["access_token"])["scope"] == "docs:read docs:write"
+    )
+    no_profile = _own(live, "agent-d", scope="docs:read")
+    assert "has no profile" in assert_error(no_profile, 400, "invalid_scope")["error_description"]
+    assert "scope" not in claims_of(_own(live, "agent-d").json()["access_token"])

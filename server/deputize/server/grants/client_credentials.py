@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from deputize.keys.chain import Chain
+from deputize.server.delegation.permissions import Person, allow
+from deputize.server.errors import InvalidAuthorizationDetailsError
 from deputize.server.grants import TokenRequest
 from deputize.server.tokens.minting import mint_access_token
 from deputize.server.tokens.scopes import forbidden_for, parse_scope, select_audience, select_scopes
@@ -26,8 +28,10 @@ class ClientCredentialsGrant:
         settings = request.ctx.settings
         forbidden = forbidden_for(client, settings)
         allowed = [scope for scope in client.scopes if scope not in forbidden]
-        scopes = select_scopes(parse_scope(request.form.get("scope")), allowed)
+        requested = parse_scope(request.form.get("scope"))
+        scopes = select_scopes(requested, allowed)
         audience = select_audience(request.form, client.audiences, settings.issuer)
+        scopes, carried, policy = _apply_policy(request, scopes, explicit=requested is not None)
         jkt = request.proof.jkt if request.proof is not None else None
         minted = await mint_access_token(
             request.store,
@@ -41,6 +45,8 @@ class ClientCredentialsGrant:
             expires_at=request.now + settings.access_token_lifetime,
             jkt=jkt,
             status=request.ctx.status_allocator,
+            extra_claims=carried,
+            policy=policy,
         )
         response: dict[str, Any] = {
             "access_token": minted.token,
@@ -51,3 +57,25 @@ class ClientCredentialsGrant:
         if scopes:
             response["scope"] = " ".join(scopes)
         return response
+
+
+def _apply_policy(
+    request: TokenRequest, scopes: list[str], *, explicit: bool
+) -> tuple[list[str], dict[str, Any], str | None]:
+    """An agent acting for itself is bounded by its profile and the tiers (no person, so no
+    roles: ``delegation/permissions.py``).  Other clients, and every client without a policy,
+    are not the policy's business; asking for ``authorization_details`` then is refused."""
+    source = request.ctx.settings.policy
+    asked = request.form.get("authorization_details")
+    if source is None or not request.client.agent:
+        if asked is not None:
+            raise InvalidAuthorizationDetailsError(
+                "authorization_details are decided by the delegation policy, for agents only"
+            )
+        return scopes, {}, None
+    allowed = allow(
+        source.policy, Person(None, None), [request.client.profile_name], scopes=scopes,
+        explicit_scopes=explicit, requested_details=asked, parent_details=None, task=None,
+    )  # fmt: skip
+    carried = {} if allowed.details is None else {"authorization_details": allowed.details}
+    return allowed.scopes, carried, allowed.policy
