@@ -265,3 +265,57 @@ def test_without_a_person_only_the_profile_and_tiers_bound_an_agent() -> None:
         POLICY, Question("scheduling-agent", None, "read", "users:/a", chain=["scheduling-agent"])
     )
     assert forbidden.outcome == "deny"
+
+
+# --- deciding for a token ----------------------------------------------------------------------
+
+
+def _token(**claims: Any) -> dict[str, Any]:
+    return {"sub": "alice", "client_id": "scheduling-agent", "act": {"sub": "scheduling-agent"},
+            "roles": ["admin"], **claims}  # fmt: skip
+
+
+def test_a_token_decides_through_what_it_carries() -> None:
+    from deputize.keys.policy import decide_for_token
+
+    story = load_policy(
+        {**STORY, "types": {"documents": {"actions": ["read", "update", "delete"]}}}
+    )
+    scoped = _token(scope="documents:read")
+    assert decide_for_token(story, scoped, "read", "documents:/q3/a", now=WEDNESDAY).allowed
+    update = decide_for_token(story, scoped, "update", "documents:/q3/a", now=WEDNESDAY)
+    assert (update.outcome, update.rule) == ("deny", "token")
+    detailed = _token(
+        authorization_details=[
+            {"type": "documents", "actions": ["read", "delete"], "locations": ["documents:/q3/*"]}
+        ]
+    )
+    assert decide_for_token(story, detailed, "read", "documents:/q3/a", now=WEDNESDAY).allowed
+    outside = decide_for_token(story, detailed, "read", "documents:/q4/a", now=WEDNESDAY)
+    assert outside.rule == "token"
+    delete = decide_for_token(story, detailed, "delete", "documents:/q3/a", now=WEDNESDAY)
+    assert delete.outcome == "supervised"  # the tier holds even for what the token carries
+    roleless = decide_for_token(story, {**scoped, "roles": []}, "read", "documents:/q3/a")
+    assert roleless.rule == "roles"
+    hr = decide_for_token(story, _token(scope="documents:read"), "read", "documents:/hr/x")
+    assert hr.rule == "profiles.scheduling-agent.deny"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "alice", "act": {"sub": ["x"]}, "scope": "documents:read", "roles": ["admin"]},
+        {"sub": "alice", "act": {"sub": "scheduling-agent"}, "scope": 7},
+        {
+            "sub": "alice",
+            "act": {"sub": "scheduling-agent"},
+            "scope": "documents:read",
+            "roles": [1],
+        },
+        {"sub": "alice", "act": {"sub": "scheduling-agent"}, "authorization_details": "x"},
+    ],
+)
+def test_malformed_token_claims_deny(claims: dict[str, Any]) -> None:
+    from deputize.keys.policy import decide_for_token
+
+    assert decide_for_token(POLICY, claims, "read", "documents:/a").outcome == "deny"

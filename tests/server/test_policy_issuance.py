@@ -55,6 +55,7 @@ def _start(server_factory: ServerFactory, policy: dict[str, Any] | None = POLICY
             "agent-a": {"profile": "scheduler"},
             "agent-b": {"profile": "analyst"},
             "agent-c": {"profile": "helper"},
+            "agent-d": {"can_decide": True},
         },
         grants=[{"subject": "*", "agents": ["agent-a", "agent-c", "agent-d"]}],
     )
@@ -239,3 +240,96 @@ def test_an_agent_acting_for_itself_is_bounded_by_its_profile(live: LiveServer) 
     no_profile = _own(live, "agent-d", scope="docs:read")
     assert "has no profile" in assert_error(no_profile, 400, "invalid_scope")["error_description"]
     assert "scope" not in claims_of(_own(live, "agent-d").json()["access_token"])
+
+
+# --- POST /decide ------------------------------------------------------------------------------
+
+
+def _decide(live: LiveServer, asker: str = "agent-d", **form: str) -> httpx.Response:
+    from delegation_support import assertion
+
+    return live.client.post("/decide", data={**assertion(live, asker), **form})
+
+
+def test_decide_answers_for_a_live_token(live: LiveServer) -> None:
+    asked = details((["read", "write"], ["docs:/q3/**"]))
+    token = first_hop(live, ["admins"], authorization_details=asked).json()["access_token"]
+    read = _decide(live, token=token, action="read", resource="docs:/q3/a.txt")
+    assert read.status_code == 200, read.text
+    assert read.json()["decision"] == "allow"
+    assert read.json()["policy"] and read.headers["cache-control"] == "no-store"
+    outside = _decide(live, token=token, action="read", resource="docs:/q4/a.txt").json()
+    assert (outside["decision"], outside["rule"]) == ("deny", "token")
+    escape = _decide(live, token=token, action="read", resource="docs:/q3/../hr/x").json()
+    assert escape["decision"] == "deny"
+    forged = _decide(live, token=token[:-4] + "AAAA", action="read", resource="docs:/q3/a").json()
+    assert (forged["decision"], forged["reason"]) == ("deny", "the token is not active")
+
+
+def test_decide_answers_for_claims_and_names_the_tier(live: LiveServer) -> None:
+    claims = {"sub": "alice", "client_id": "agent-a", "act": {"sub": "agent-a"},
+              "roles": ["admin"], "scope": "docs:delete docs:read"}  # fmt: skip
+    answer = _decide(live, claims=json.dumps(claims), action="delete", resource="docs:/x").json()
+    assert (answer["decision"], answer["tier"], answer["rule"]) == (
+        "supervised", "supervised", "tiers.deletes-wait",
+    )  # fmt: skip
+    hr = _decide(live, claims=json.dumps(claims), action="read", resource="docs:/hr/x").json()
+    assert hr["rule"] == "profiles.scheduler.deny"  # agent-a answers to the scheduler profile
+
+
+def test_every_decision_is_audited(live: LiveServer) -> None:
+    import asyncio
+
+    from deputize.server.storage import audit
+    from deputize.server.storage.database import Database
+
+    claims = {"sub": "alice", "client_id": "agent-c", "act": {"sub": "agent-c"},
+              "roles": ["viewer"], "scope": "docs:read"}  # fmt: skip
+    _decide(live, claims=json.dumps(claims), action="read", resource="docs:/a")
+
+    async def entries() -> list[dict[str, Any]]:
+        db = Database(live.settings.async_database_url)
+        try:
+            async with db.begin() as conn:
+                return await audit.query(conn, events=["decision"])
+        finally:
+            await db.dispose()
+
+    (entry,) = asyncio.run(entries())
+    assert entry["client_id"] == "agent-d" and entry["subject"] == "alice"
+    assert entry["details"]["rule"] == "tiers.default" and entry["details"]["policy"]
+
+
+@pytest.mark.parametrize(
+    ("asker", "form", "status", "error"),
+    [
+        ("agent-c", {"claims": "{}", "action": "read", "resource": "docs:/a"}, 400,
+         "unauthorized_client"),
+        ("agent-d", {"claims": "{}", "resource": "docs:/a"}, 400, "invalid_request"),
+        ("agent-d", {"claims": "{}", "token": "x", "action": "a", "resource": "docs:/a"}, 400,
+         "invalid_request"),
+        ("agent-d", {"action": "a", "resource": "docs:/a"}, 400, "invalid_request"),
+        ("agent-d", {"claims": "[", "action": "a", "resource": "docs:/a"}, 400, "invalid_request"),
+        ("agent-d", {"claims": "[" * 5000, "action": "a", "resource": "x:/a"}, 400,
+         "invalid_request"),
+        ("agent-d", {"claims": "{}", "action": "a\x00", "resource": "docs:/a"}, 400,
+         "invalid_request"),
+        ("agent-d", {"claims": "{}", "action": "a", "resource": "d:/a", "details": "[]"}, 400,
+         "invalid_request"),
+    ],
+)  # fmt: skip
+def test_decide_refusals(
+    live: LiveServer, asker: str, form: dict[str, str], status: int, error: str
+) -> None:
+    assert_error(_decide(live, asker, **form), status, error)
+
+
+def test_decide_refuses_unauthenticated_callers(live: LiveServer) -> None:
+    response = live.client.post("/decide", data={"claims": "{}", "action": "a", "resource": "x:/a"})
+    assert_error(response, 401, "invalid_client")
+
+
+def test_decide_without_a_policy(server_factory: ServerFactory) -> None:
+    plain = _start(server_factory, policy=None)
+    response = _decide(plain, claims="{}", action="read", resource="docs:/a")
+    assert_error(response, 400, "invalid_request")

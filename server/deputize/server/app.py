@@ -23,6 +23,7 @@ from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.account import account, revoke_consent
 from deputize.server.endpoints.authorize import authorize
+from deputize.server.endpoints.decide import decide_endpoint
 from deputize.server.endpoints.home import Home
 from deputize.server.endpoints.introspect import introspect
 from deputize.server.endpoints.jwks import jwks
@@ -221,6 +222,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/jwks", jwks, methods=["GET"]),
         Route("/introspect", introspect, methods=["POST"]),
+        Route("/decide", decide_endpoint, methods=["POST"]),
         Route("/revoke", revoke, methods=["POST"]),
         Route(STATUS_LIST_PATH + "{number:int}", status_list, methods=["GET"]),
         # People: sign-in, consent, account, OpenID Connect.

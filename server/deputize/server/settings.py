@@ -59,6 +59,8 @@ class ClientConfig:
     dpop_bound_access_tokens: bool = True
     agent: bool = False
     can_introspect: bool = False
+    can_decide: bool = False
+    """The client (a gateway, a resource server) may ask ``POST /decide``."""
     name: str | None = None
     max_delegation_depth: int | None = None
     """Deepest chain this client may extend (None: the global ``delegation.max_depth``)."""
@@ -88,6 +90,7 @@ class ClientConfig:
             "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
             "agent": self.agent,
             "can_introspect": self.can_introspect,
+            "can_decide": self.can_decide,
             "max_delegation_depth": self.max_delegation_depth,
             "max_token_lifetime": self.max_token_lifetime,
             "profile": self.profile,
@@ -356,6 +359,7 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         dpop_bound_access_tokens=dpop_bound,
         agent=agent,
         can_introspect=s.boolean("can_introspect", False),
+        can_decide=s.boolean("can_decide", False),
         max_delegation_depth=_optional_int(s, "max_delegation_depth", low=0, high=16),
         max_token_lifetime=_optional_int(s, "max_token_lifetime", low=10, high=86_400),
     )

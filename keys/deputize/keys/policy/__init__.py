@@ -19,6 +19,7 @@ from deputize.keys.policy.model import (
     Policy,
     Profile,
 )
+from deputize.keys.policy.tokens import decide_for_token, scope_permissions
 
 __all__ = [
     "AUTONOMOUS",
@@ -32,5 +33,7 @@ __all__ = [
     "Profile",
     "Question",
     "decide",
+    "decide_for_token",
     "load_policy",
+    "scope_permissions",
 ]

@@ -20,7 +20,6 @@ without a person's approval.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from deputize.keys.chain import AttenuationError
 from deputize.keys.details import Detail, check_attenuation, parse_details
 from deputize.keys.policy import Decision, Permission, Policy, Question, decide
 from deputize.keys.policy.model import ALL_ACTIONS
-from deputize.keys.resources import normalize
+from deputize.keys.policy.tokens import scope_permissions
 from deputize.server.errors import (
     InvalidAuthorizationDetailsError,
     InvalidRequestError,
@@ -40,7 +39,6 @@ from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import USER
 from deputize.server.tokens.subject_tokens import SubjectToken
 
-_SHORT = re.compile(r"([a-z][a-z0-9+.\-]{0,62}):([A-Za-z0-9_\-]+|\*)")
 #: Bounds on the ``authorization_details`` parameter before it is parsed (RFC 9396 §2).
 MAX_DETAILS_CHARS = 8192
 
@@ -74,17 +72,6 @@ class Allowed:
     """The token's ``authorization_details`` (normalised), None when it carries none."""
     policy: str
     """The policy's hash, for the audit entry."""
-
-
-def scope_permissions(policy: Policy, scope: str) -> tuple[Permission, ...] | None:
-    """What ``scope`` stands for under ``policy``; None if the policy does not govern it."""
-    if scope in policy.scopes:
-        return policy.scopes[scope]
-    match = _SHORT.fullmatch(scope)
-    if match is None:
-        return None
-    pattern = normalize(f"{match.group(1)}:/**", pattern=True)
-    return (Permission(frozenset({match.group(2)}), (pattern,), scope),)
 
 
 def allow(

@@ -55,7 +55,7 @@ EVENTS: Final = frozenset({
     KEY_ROTATED, CLIENT_ADDED, CLIENT_REMOVED,
     "user_added", "user_disabled", "user_enabled", "password_changed", "consent_granted",
     "consent_revoked", "consent_denied", "sign_in", "sign_in_failed", "sign_in_locked",
-    "signed_out", "code_reused", "refresh_reused", "roles_changed",
+    "signed_out", "code_reused", "refresh_reused", "roles_changed", "decision",
 })  # fmt: skip
 
 _FIELDS: Final = (
