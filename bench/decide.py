@@ -14,60 +14,10 @@ import argparse
 import statistics
 import time
 from datetime import UTC, datetime
-from typing import Any
+
+from policy_fixture import policy_document
 
 from deputize.keys.policy import Question, decide, load_policy
-
-
-def policy_document() -> dict[str, Any]:
-    roles: dict[str, Any] = {
-        "viewer": {"permissions": ["documents:read"]},
-        "editor": {"extends": ["viewer"], "permissions": ["documents:update", "documents:delete"]},
-        "admin": {"extends": ["editor"], "permissions": ["users:*", "payments:*"]},
-    }
-    profiles: dict[str, Any] = {
-        "scheduling-agent": {
-            "allow": ["documents:*", "users:*", "payments:*"],
-            "deny": [{"actions": ["*"], "resources": ["documents:/hr/**"]}],
-            "delegate_to": ["analysis-agent"],
-        },
-        "analysis-agent": {"allow": ["documents:read"], "receive_from": ["scheduling-agent"]},
-    }
-    rules: list[dict[str, Any]] = [
-        {"name": "deletes-wait", "tier": "supervised", "permissions": ["documents:delete"]},
-        {"name": "users-never", "tier": "forbidden", "permissions": ["users:*"]},
-    ]
-    for i in range(20):  # filler: rules on other namespaces and paths, as a real policy has
-        roles[f"team-{i}"] = {"permissions": [f"ns{i}:read", f"ns{i}:write"]}
-        profiles[f"agent-{i}"] = {"allow": [f"ns{i}:*"], "deny": [f"ns{i}:purge"]}
-        rules.append(
-            {
-                "name": f"rule-{i}",
-                "tier": "supervised" if i % 2 else "forbidden",
-                "permissions": [{"actions": ["write"], "resources": [f"documents:/area-{i}/**"]}],
-            }
-        )
-    conditions = [
-        {"name": "weekdays", "permissions": ["documents:update"], "when": "now.getDayOfWeek() < 6"},
-        {"name": "small-payments", "permissions": ["payments:*"], "when": "details.amount < 500"},
-        {
-            "name": "admins-read-drafts",
-            "permissions": [{"actions": ["read"], "resources": ["documents:/drafts/**"]}],
-            "when": 'person.roles.exists(r, r == "admin")',
-        },
-        {"name": "short-chains", "permissions": ["documents:read"], "when": "size(chain) < 3"},
-        {
-            "name": "q3-only",
-            "permissions": ["documents:*"],
-            "when": '!resource.text.contains("/q4/")',
-        },
-    ]
-    return {
-        "roles": roles,
-        "profiles": profiles,
-        "tiers": {"rules": rules},
-        "conditions": conditions,
-    }
 
 
 def questions() -> list[Question]:

@@ -148,10 +148,22 @@ class Bench:
                     "issuer": "https://idp.bench",
                     "audience": "deputize",
                     "jwks": {"keys": [self.idp_key.public_jwk()]},
+                    "roles_claim": "groups",
+                    "roles": {"admins": ["admin"]},
                 }
             ],
             "delegation": {"grants": [{"subject": "*", "agents": ["bench-agent"]}]},
+            **self.policy(),
         }
+
+    def policy(self) -> dict[str, Any]:
+        """With ``--policy``: the 75-rule, 5-condition policy of ``policy_fixture.py``, and
+        alice an admin through the identity provider's ``groups`` claim."""
+        if not getattr(self.args, "policy", False):
+            return {}
+        from policy_fixture import policy_document
+
+        return {"policy": policy_document()}
 
     def start_server(self) -> None:
         import yaml
@@ -210,7 +222,7 @@ class Bench:
         now = int(time.time())
         user = sign(
             {"iss": "https://idp.bench", "sub": "alice", "aud": "deputize", "iat": now,
-             "exp": now + 3600},
+             "exp": now + 3600, "groups": ["admins"]},
             self.idp_key, typ="JWT",
         )  # fmt: skip
         form = {

@@ -2,6 +2,7 @@
 busy machine, where exchanges/s from ``exchange.py`` move by tens of per cent.
 
     .venv/bin/python bench/exchange_instructions.py            # ~1 minute
+    .venv/bin/python bench/exchange_instructions.py --policy   # with a delegation policy
 
 It starts ``deputize serve`` under ``valgrind --tool=callgrind`` with instrumentation off,
 against a throwaway PostgreSQL database (as ``exchange.py`` does), warms it up, then counts
@@ -67,6 +68,11 @@ def main() -> int:
     parser.add_argument("--postgres", default=POSTGRES)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--policy",
+        action="store_true",
+        help="serve with the 75-rule, 5-condition delegation policy of policy_fixture.py",
+    )
     args = parser.parse_args()
     args.server_cpu = None
     args.out = Path(tempfile.mkdtemp(prefix="deputize-callgrind-"))

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from deputize.keys.nonces import NonceSource
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
+from deputize.server.delegation.policy_reload import reload_on_sighup
 from deputize.server.endpoints.account import account, revoke_consent
 from deputize.server.endpoints.authorize import authorize
 from deputize.server.endpoints.decide import decide_endpoint
@@ -206,6 +207,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         app.state.grants = grants
         app.state.repeatable = frozenset().union(*(g.repeatable for g in grants.values()))
         task = asyncio.create_task(_maintenance(ctx))
+        reload_on_sighup(ctx)
         try:
             yield
         finally:

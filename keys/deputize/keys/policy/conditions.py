@@ -43,14 +43,21 @@ class EvaluationError(RuntimeError):
 class Condition:
     source: str
     program: Any
-    names: tuple[str, ...]
-    """The variables the expression uses: only those are handed over (converting a value
-    into CEL costs microseconds; a decision should not pay for what a condition ignores)."""
+    names: tuple[tuple[str, frozenset[str] | None], ...]
+    """The variables the expression uses, and of an object variable the fields it reads (None:
+    all of it).  Only those are handed over: converting a value into CEL costs microseconds
+    (a four-field ``resource`` 10 µs, its ``text`` alone 3 µs), and a decision should not pay
+    for what a condition ignores."""
 
     def holds(self, context: Mapping[str, Any]) -> bool:
         """True or False; anything else (an error, a non-boolean) is :class:`EvaluationError`."""
+        given: dict[str, Any] = {}
+        for name, fields in self.names:
+            if name in context:
+                value = context[name]
+                given[name] = value if fields is None else {f: value[f] for f in fields}
         try:
-            result = self.program.execute({n: context[n] for n in self.names if n in context})
+            result = self.program.execute(given)
         except Exception as exc:  # the library raises several types; every one denies
             raise EvaluationError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
         if not isinstance(result, bool):
@@ -79,11 +86,20 @@ def compile_condition(source: str) -> Condition:
         raise ConditionError(
             f"names unknown variable {unknown[0]!r} (known: {', '.join(sorted(VARIABLES))})"
         )
-    for name, member in _FIELDS.findall(_STRINGS.sub('""', source)):
+    code = _STRINGS.sub('""', source)
+    read: dict[str, set[str]] = {}
+    for name, member in _FIELDS.findall(code):
         fields = VARIABLES.get(name)
         if fields is not None and member not in fields and name not in binders:
             raise ConditionError(
                 f"names unknown field {name}.{member} (known: {', '.join(sorted(fields))})"
             )
-    names = tuple(v for v in program.variables() if v in VARIABLES)
-    return Condition(source, program, names)
+        read.setdefault(name, set()).add(member)
+    names: list[tuple[str, frozenset[str] | None]] = []
+    for name in program.variables():
+        if name not in VARIABLES or name in binders:
+            continue
+        fields = VARIABLES[name]
+        whole = fields is None or re.search(rf"(?<![\w.]){name}\b(?!\s*\.\s*\w)", code)
+        names.append((name, None if whole else frozenset(read.get(name, ()))))
+    return Condition(source, program, tuple(names))

@@ -93,11 +93,14 @@ def decide(policy: Policy, question: Question) -> Decision:
     refusal = _agents(policy, q, action, target)
     if refusal is not None:
         return answer(DENY, tier, *refusal)
-    for rule in policy.conditions:
+    context: dict[str, Any] | None = None
+    for rule in policy.condition_rules(action):
         if not _touches(rule.permissions, action, target):
             continue
+        if context is None:
+            context = _context(q, target)
         try:
-            held = rule.condition.holds(_context(q, target))
+            held = rule.condition.holds(context)
         except EvaluationError as exc:
             return answer(DENY, tier, f"conditions.{rule.name}", f"could not be evaluated: {exc}")
         if not held:
@@ -110,7 +113,7 @@ def decide(policy: Policy, question: Question) -> Decision:
 
 
 def _tier(policy: Policy, q: Question, action: str, target: Resource) -> tuple[str, str]:
-    matched = [r for r in policy.tiers if _touches(r.permissions, action, target)]
+    matched = [r for r in policy.tier_rules(action) if _touches(r.permissions, action, target)]
     if matched:
         strictest = max(matched, key=lambda r: TIERS.index(r.tier))
         return strictest.tier, f"tiers.{strictest.name}"

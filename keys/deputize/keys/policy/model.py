@@ -94,3 +94,43 @@ class Policy:
     default_tier: str = AUTONOMOUS
     hash: str = ""
     """sha-256 (hex, first 16) of the document: in every decision and audit entry."""
+    _tiers_by_action: dict[str, tuple[TierRule, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _conditions_by_action: dict[str, tuple[ConditionRule, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _scope_cache: dict[str, tuple[Permission, ...] | None] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def tier_rules(self, action: str) -> tuple[TierRule, ...]:
+        """The tier rules that can apply to ``action`` (an index built on first use: a decision
+        skips the rules about other actions without looking at them)."""
+        found = self._tiers_by_action.get(action)
+        if found is None:
+            found = tuple(r for r in self.tiers if _mentions(r.permissions, action))
+            if len(self._tiers_by_action) < _INDEX_LIMIT:  # actions asked from the network
+                self._tiers_by_action[action] = found
+        return found
+
+    def condition_rules(self, action: str) -> tuple[ConditionRule, ...]:
+        """The conditions that can apply to ``action`` (indexed like :meth:`tier_rules`)."""
+        found = self._conditions_by_action.get(action)
+        if found is None:
+            found = tuple(r for r in self.conditions if _mentions(r.permissions, action))
+            if len(self._conditions_by_action) < _INDEX_LIMIT:
+                self._conditions_by_action[action] = found
+        return found
+
+
+#: Bound on the per-action indexes: actions come from requests, so a flood of made-up ones must
+#: not grow them without end (past it, decisions still work, only unindexed).
+_INDEX_LIMIT: Final = 1024
+
+
+def _mentions(permissions: tuple[Permission, ...], action: str) -> bool:
+    return any(
+        action == ALL_ACTIONS or ALL_ACTIONS in p.actions or action in p.actions
+        for p in permissions
+    )

@@ -32,11 +32,17 @@ def scope_permissions(policy: Policy, scope: str) -> tuple[Permission, ...] | No
     policy does not govern (``openid``)."""
     if scope in policy.scopes:
         return policy.scopes[scope]
+    cache = policy._scope_cache
+    if scope in cache:
+        return cache[scope]
     match = _SHORT.fullmatch(scope)
-    if match is None:
-        return None
-    pattern = normalize(f"{match.group(1)}:/**", pattern=True)
-    return (Permission(frozenset({match.group(2)}), (pattern,), scope),)
+    found = None
+    if match is not None:
+        pattern = normalize(f"{match.group(1)}:/**", pattern=True)
+        found = (Permission(frozenset({match.group(2)}), (pattern,), scope),)
+    if len(cache) < 1024:  # scopes can come from the network (/decide's claims): bounded
+        cache[scope] = found
+    return found
 
 
 def decide_for_token(
