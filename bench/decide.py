@@ -20,7 +20,8 @@ from policy_fixture import policy_document
 from deputize.keys.policy import Question, decide, load_policy
 
 
-def questions() -> list[Question]:
+def questions(salt: str = "") -> list[Question]:
+    """The questions; a ``salt`` in every resource makes them new to the decision cache."""
     now = datetime(2026, 12, 2, 10, tzinfo=UTC)
     chain = ("scheduling-agent",)
     sub = ("scheduling-agent", "analysis-agent")
@@ -35,7 +36,7 @@ def questions() -> list[Question]:
         ("pay", "payments:/acme", chain),
     ]
     return [
-        Question("alice", ("admin",), a, r, chain=c, now=now, details={"amount": 120})
+        Question("alice", ("admin",), a, r + salt, chain=c, now=now, details={"amount": 120})
         for a, r, c in cases
     ]
 
@@ -52,20 +53,23 @@ def main() -> None:
     )
     asked = questions()
     outcomes = sorted({decide(policy, q).outcome for q in asked})
-    rates = []
-    for _ in range(args.rounds):
-        done, start = 0, time.process_time()
-        while time.process_time() - start < args.seconds:
-            for q in asked:
-                decide(policy, q)
-            done += len(asked)
-        rates.append(done / (time.process_time() - start))
     print(f"policy: {rule_count} rules, {len(document['conditions'])} CEL conditions")
     print(f"outcomes covered: {', '.join(outcomes)}")
-    print(
-        f"decisions per CPU-second: median {statistics.median(rates):,.0f} "
-        f"(rounds: {', '.join(f'{r:,.0f}' for r in rates)}); goal >= 20,000"
-    )
+    for label, fresh in (("new questions (decided)", True), ("repeated (remembered)", False)):
+        rates = []
+        for _ in range(args.rounds):
+            done, start, n = 0, time.process_time(), 0
+            while time.process_time() - start < args.seconds:
+                n += 1
+                batch = questions(f"-{n}") if fresh else asked
+                for q in batch:  # building 8 questions costs ~5 µs, under 3 % of deciding them
+                    decide(policy, q)
+                done += len(batch)
+            rates.append(done / (time.process_time() - start))
+        print(
+            f"{label}: median {statistics.median(rates):,.0f} decisions per CPU-second "
+            f"(rounds: {', '.join(f'{r:,.0f}' for r in rates)}); goal >= 20,000"
+        )
 
 
 if __name__ == "__main__":

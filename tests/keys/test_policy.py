@@ -319,3 +319,41 @@ def test_malformed_token_claims_deny(claims: dict[str, Any]) -> None:
     from deputize.keys.policy import decide_for_token
 
     assert decide_for_token(POLICY, claims, "read", "documents:/a").outcome == "deny"
+
+
+def test_remembered_decisions_never_outlive_what_they_depend_on() -> None:
+    policy = load_policy(copy.deepcopy(STORY))
+    base = Question("alice", ["admin"], "read", "documents:/a", chain=["scheduling-agent"])
+    assert decide(policy, base).outcome == "allow"
+    assert decide(policy, base).outcome == "allow"  # from the cache
+    # Another person, other roles, another chain: each decided on its own.
+    viewer_update = Question(
+        "alice", ["viewer"], "update", "documents:/a", chain=["scheduling-agent"], now=WEDNESDAY
+    )
+    assert decide(policy, viewer_update).outcome == "deny"
+    assert (
+        decide(policy, Question(**{**_fields(viewer_update), "roles": ["admin"]})).outcome
+        == "allow"
+    )
+    # A condition that reads the time is decided afresh every time.
+    weekend = Question(**{**_fields(viewer_update), "roles": ["admin"], "now": SATURDAY})
+    assert decide(policy, weekend).outcome == "deny"
+    # Details read by a condition are part of what is remembered.
+    paying = copy.deepcopy(STORY)
+    paying["roles"]["admin"]["permissions"].append("payments:*")
+    paying["profiles"]["scheduling-agent"]["allow"].append("payments:*")
+    loaded = load_policy(paying)
+    pay = Question("alice", ["admin"], "pay", "payments:/x", chain=["scheduling-agent"])
+    assert (
+        decide(loaded, Question(**{**_fields(pay), "details": {"amount": 100}})).outcome == "allow"
+    )
+    assert (
+        decide(loaded, Question(**{**_fields(pay), "details": {"amount": 900}})).outcome == "deny"
+    )
+    # The cache is bounded.
+    for i in range(5000):
+        decide(
+            loaded,
+            Question("alice", ["admin"], "read", f"documents:/f{i}", chain=["scheduling-agent"]),
+        )
+    assert len(loaded._decisions) <= 4096

@@ -72,7 +72,49 @@ class Decision:
 
 
 def decide(policy: Policy, question: Question) -> Decision:
-    """The decision for ``question`` under ``policy``; never raises for hostile input."""
+    """The decision for ``question`` under ``policy``; never raises for hostile input.
+
+    A decision that no applicable condition can change with time is remembered (a bounded
+    cache that lives on the policy, so a reload starts afresh): an agent re-exchanging for the
+    same person and scopes is answered without deciding again.
+    """
+    key = _cache_key(policy, question)
+    if key is not None:
+        cached: Decision | None = policy._decisions.get(key)
+        if cached is not None:
+            return cached
+    decision = _decide(policy, question)
+    if key is not None:
+        cache = policy._decisions
+        if len(cache) >= _CACHE_SIZE:
+            del cache[next(iter(cache))]  # the oldest entry
+        cache[key] = decision
+    return decision
+
+
+#: How many decisions a policy remembers (the questions come from requests: bounded).
+_CACHE_SIZE: Final = 4096
+
+
+def _cache_key(policy: Policy, q: Question) -> tuple[Any, ...] | None:
+    """What the decision depends on, or None when it may depend on the time (a condition that
+    reads ``now``) or on details too large to key on."""
+    reads = policy.condition_inputs(q.action)
+    if "now" in reads:
+        return None
+    key: tuple[Any, ...] = (
+        q.person, None if q.roles is None else tuple(q.roles), q.action, q.resource,
+        tuple(q.chain), q.pattern, q.task if "task" in reads else None,
+    )  # fmt: skip
+    if "details" in reads and q.details:
+        text = repr(sorted(q.details.items()))
+        if len(text) > 512:
+            return None
+        key += (text,)
+    return key
+
+
+def _decide(policy: Policy, question: Question) -> Decision:
     q = question
 
     def answer(outcome: str, tier: str, rule: str, reason: str) -> Decision:

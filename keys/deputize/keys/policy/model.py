@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from deputize.keys.details import DetailType
 from deputize.keys.policy.conditions import Condition
@@ -103,6 +103,23 @@ class Policy:
     _scope_cache: dict[str, tuple[Permission, ...] | None] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _decisions: dict[tuple[Any, ...], Any] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _inputs_by_action: dict[str, frozenset[str]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def condition_inputs(self, action: str) -> frozenset[str]:
+        """The variables the conditions that can apply to ``action`` read."""
+        found = self._inputs_by_action.get(action)
+        if found is None:
+            found = frozenset(
+                name for rule in self.condition_rules(action) for name, _ in rule.condition.names
+            )
+            if len(self._inputs_by_action) < _INDEX_LIMIT:
+                self._inputs_by_action[action] = found
+        return found
 
     def tier_rules(self, action: str) -> tuple[TierRule, ...]:
         """The tier rules that can apply to ``action`` (an index built on first use: a decision
