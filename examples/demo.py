@@ -3,10 +3,14 @@
     .venv/bin/python -m examples.demo
 
 1. An example identity provider signs alice in (a token for her).
-2. Deputize (``deputize serve``) trusts that provider; ``scheduling-agent`` exchanges alice's
-   token to act for her on task ``quarterly-report`` (read and write documents).
+2. Deputize (``deputize serve``) trusts that provider and decides with the delegation policy
+   of ``examples/policy/unified-auth.yaml`` (docs/policy.md): alice's ``admins`` group makes
+   her an admin.  ``scheduling-agent`` exchanges alice's token to act for her on task
+   ``quarterly-report`` (read and write documents); deleting waits for a person (supervised)
+   and anything about users is forbidden to agents, so both are refused.
 3. It hands a read-only piece to ``analysis-agent``, which redeems it with its own key, reads
-   a document from the documents API and is refused a write.
+   a document from the documents API and is refused a write; the policy refuses handing it
+   write access at all.
 4. ``deputize revoke --task quarterly-report``: the documents API — which verifies locally and
    learns of revocations from Deputize's status list — now refuses both agents.
 5. The audit trail of the whole story is printed.
@@ -19,11 +23,12 @@ the revocation shows at once; a production resource server honours the list's ``
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +39,7 @@ from deputize.agent import (
     JWT_TYPE,
     TOKEN_EXCHANGE,
     AgentClient,
+    OAuthError,
     ResourceError,
     raise_for_resource_error,
 )
@@ -41,6 +47,7 @@ from deputize.keys import SigningKey
 
 TASK = "quarterly-report"
 DEPUTIZE = Path(sys.executable).with_name("deputize")
+POLICY = Path(__file__).resolve().parent / "policy" / "unified-auth.yaml"
 
 
 def free_port() -> int:
@@ -90,6 +97,15 @@ def show(who: str, what: str, response: httpx.Response) -> None:
         print(f"  {who} {what}: {exc.status_code} {exc.error_code} ({exc.description})")
 
 
+def refused(what: str, attempt: Callable[[], object]) -> None:
+    try:
+        attempt()
+    except OAuthError as exc:
+        print(f"  {what}: refused, {exc.error_code} ({exc.description})")
+    else:
+        raise SystemExit(f"{what}: the policy should have refused it")
+
+
 def main() -> int:
     keys = {
         name: (SigningKey.generate("ES256"), SigningKey.generate("ES256"))
@@ -126,7 +142,16 @@ def _config(
     return {
         "issuer": issuer,
         "database": {"url": f"sqlite:///{work / 'deputize.db'}"},
-        "trusted_issuers": [{"issuer": idp, "audience": "deputize", "jwks_uri": f"{idp}/jwks"}],
+        "trusted_issuers": [
+            {
+                "issuer": idp,
+                "audience": "deputize",
+                "jwks_uri": f"{idp}/jwks",
+                "roles_claim": "groups",
+                "roles": {"admins": ["admin"]},
+            }
+        ],
+        "policy": str(POLICY),
         "delegation": {"grants": [{"subject": "alice", "agents": ["scheduling-agent"]}]},
         "status_list": {"ttl": 60, "server_cache": 0},
         "clients": [
@@ -136,7 +161,7 @@ def _config(
                 "token_endpoint_auth_method": "private_key_jwt",
                 "jwks": {"keys": [auth_key.public_jwk()]},
                 "grant_types": ["client_credentials", TOKEN_EXCHANGE],
-                "scopes": ["docs:read", "docs:write"],
+                "scopes": ["docs:read", "docs:write", "docs:delete", "users:read"],
                 "audiences": [docs],
             }
             for name, (auth_key, _) in keys.items()
@@ -153,7 +178,8 @@ def _story(
 ) -> None:
     document = f"{docs}/documents/1"
     print("1. alice signs in at the example identity provider")
-    alice = httpx.post(f"{idp}/login", json={"username": "alice"}).json()["access_token"]
+    login = {"username": "alice", "groups": ["admins"]}
+    alice = httpx.post(f"{idp}/login", json=login).json()["access_token"]
 
     scheduler = AgentClient(
         issuer, "scheduling-agent", client_key=keys["scheduling-agent"][0],
@@ -172,6 +198,10 @@ def _story(
         print(f"  scheduling-agent holds: sub={t1.claims['sub']} act={t1.claims['act']} "
               f"scope={' '.join(t1.scope)} task={t1.claims['task']}")  # fmt: skip
         show("scheduling-agent", "reads document 1", http.get(document, auth=scheduler.auth(t1)))
+        for scope in ("docs:delete", "users:read"):
+            refused(f"scheduling-agent asks for {scope}", functools.partial(
+                scheduler.exchange, alice, subject_token_type=JWT_TYPE, scope=scope,
+                resource=docs))  # fmt: skip
 
         print("3. scheduling-agent hands a read-only piece to analysis-agent")
         handoff = scheduler.hand_off(t1, to="analysis-agent", scope="docs:read")
@@ -181,6 +211,9 @@ def _story(
         show("analysis-agent", "reads document 1", http.get(document, auth=analyst.auth(t2)))
         show("analysis-agent", "writes document 1",
              http.put(document, content=b"edited", auth=analyst.auth(t2)))  # fmt: skip
+        refused("scheduling-agent hands docs:write to analysis-agent",
+                lambda: scheduler.hand_off(t1, to="analysis-agent", scope="docs:write"),
+        )  # fmt: skip
 
         print(f"4. deputize revoke --task {TASK}")
         print("  " + deputize("revoke", "--config", str(config), "--task", TASK).strip())

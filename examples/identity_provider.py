@@ -36,6 +36,9 @@ def create_app(issuer: str, audience: str, key: SigningKey) -> Starlette:
             "iss": issuer, "sub": username, "aud": audience, "iat": now, "exp": now + 3600,
             "jti": secrets.token_urlsafe(12),
         }  # fmt: skip
+        groups = body.get("groups")  # the person's groups, as a directory would state them
+        if isinstance(groups, list) and all(isinstance(g, str) for g in groups):
+            claims["groups"] = groups
         return JSONResponse({"access_token": sign(claims, key, typ="JWT"), "expires_in": 3600})
 
     return Starlette(

@@ -41,6 +41,14 @@ def test_the_demo_tells_the_whole_story() -> None:
     assert line("analysis-agent writes document 1").endswith(
         "403 insufficient_scope (token lacks the scope this resource needs: docs:write)"
     )
+    assert line("scheduling-agent asks for docs:delete").startswith(
+        "  scheduling-agent asks for docs:delete: refused, invalid_scope (scope docs:delete: "
+        "tier supervised"
+    )
+    assert "rule tiers.users-never-for-agents" in line("scheduling-agent asks for users:read")
+    assert "rule profiles.analysis-agent.allow" in line(
+        "scheduling-agent hands docs:write to analysis-agent"
+    )
     revoked = "4. deputize revoke --task quarterly-report"
     assert line("Revoked", after=revoked).strip() == (
         "Revoked 2 live token(s), including every token delegated from them; "
@@ -51,7 +59,8 @@ def test_the_demo_tells_the_whole_story() -> None:
             "401 invalid_token (token has been revoked)"
         )
     audit = out[out.index("5. the audit trail") :]
-    assert audit.count("token_issued") == 3
+    assert audit.count("token_issued") == 3 and audit.count('"policy": ') == 3
+    assert audit.count("exchange_refused") == 3
     assert "token_revoked" in audit and '"task": "quarterly-report"' in audit
     assert "chain=alice > scheduling-agent > analysis-agent" in audit
     assert len(lines) > 10

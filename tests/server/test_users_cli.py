@@ -219,20 +219,16 @@ def test_roles_are_kept_in_the_user_store_and_checked_against_the_policy(
     )  # fmt: skip
     assert status == 0
     ask = ("policy", "check", "-c", c, "--user", "alice", "--agent", "scheduling-agent")
-    status, out, _ = cli(
-        capsys, monkeypatch, *ask, "--action", "read", "--resource", "documents:/a"
-    )
+    status, out, _ = cli(capsys, monkeypatch, *ask, "--action", "read", "--resource", "docs:/a")
     assert status == 0 and "allow" in out
-    status, out, _ = cli(
-        capsys, monkeypatch, *ask, "--action", "update", "--resource", "documents:/a"
-    )
+    status, out, _ = cli(capsys, monkeypatch, *ask, "--action", "write", "--resource", "docs:/a")
     assert status == 1 and "rule      roles" in out
     status, out, _ = cli(capsys, monkeypatch, "users", "roles", "-c", c, "alice", "--add", "admin")
     assert status == 0 and "viewer, admin" in out
     status, out, _ = cli(capsys, monkeypatch, "users", "list", "-c", c, "--json")
     assert json.loads(out)[0]["roles"] == ["viewer", "admin"]
     status, _, err = cli(capsys, monkeypatch, *ask[:-2], "--user", "nobody", "--action", "read",
-                         "--resource", "documents:/a")  # fmt: skip
+                         "--resource", "docs:/a")  # fmt: skip
     assert status == 1 and "--user: no user 'nobody'" in err
 
 

@@ -135,9 +135,11 @@ def _parse_param(text: str, policy: Policy) -> tuple[Detail, ...]:
 
 
 def _said(decision: Decision) -> str:
+    """The refusal as the client (and the audit entry) reads it: the rule and the policy."""
+    where = f"(rule {decision.rule}, policy {decision.policy})"
     if decision.outcome == "supervised":
-        return f"tier supervised: {decision.reason} (rule {decision.rule})"
-    return f"{decision.reason} (rule {decision.rule})"
+        return f"tier supervised: {decision.reason} {where}"
+    return f"{decision.reason} {where}"
 
 
 class _Asker:
