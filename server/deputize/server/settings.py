@@ -20,6 +20,7 @@ import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.registration import RegistrationSettings, parse_registration
 from deputize.server.configuration.sections import ConfigError as ConfigError
 from deputize.server.configuration.sections import Section
 from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
@@ -63,6 +64,8 @@ class ClientConfig:
     """Deepest chain this client may extend (None: the global ``delegation.max_depth``)."""
     max_token_lifetime: int | None = None
     """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
+    registered: bool = False
+    """Registered by itself at ``/register`` (RFC 7591), never an agent."""
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -83,7 +86,7 @@ class ClientConfig:
             "can_introspect": self.can_introspect,
             "max_delegation_depth": self.max_delegation_depth,
             "max_token_lifetime": self.max_token_lifetime,
-        }
+        } | ({"registered": True} if self.registered else {})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +149,7 @@ class Settings:
     id_token_lifetime: int = 300
     refresh_token_lifetime: int = 86_400
     refresh_token_max_lifetime: int = 30 * 86_400
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -234,7 +238,10 @@ def secret_env_name(client_id: str) -> str:
     return ENV_CLIENT_SECRET_PREFIX + re.sub(r"[^A-Z0-9]", "_", client_id.upper())
 
 
-def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
+def parse_client(
+    data: Any, path: str, env: Mapping[str, str], *, registered: bool = False
+) -> ClientConfig:
+    """``registered``: a client that registered itself (``/register``); never read from a file."""
     s = Section(data, path)
     client_id = s.string("client_id", required=True)
     assert client_id is not None
@@ -306,7 +313,8 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             "and refresh_token"
         )
     dpop_bound = s.boolean("dpop_bound_access_tokens", True)
-    if method == PUBLIC_CLIENT and not dpop_bound:
+    if method == PUBLIC_CLIENT and not dpop_bound and not registered:
+        # A registered client's false means "not forced"; registration/policy.py decides.
         raise ConfigError(
             f"{s.key('dpop_bound_access_tokens')}: must be true for a public client (none): "
             "its tokens, refresh tokens included, are bound to its DPoP key (RFC 9449 §5)"
@@ -340,6 +348,7 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         can_introspect=s.boolean("can_introspect", False),
         max_delegation_depth=_optional_int(s, "max_delegation_depth", low=0, high=16),
         max_token_lifetime=_optional_int(s, "max_token_lifetime", low=10, high=86_400),
+        registered=registered,
     )
     s.done()
     return client
@@ -511,6 +520,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     )
     delegation.done()
 
+    registration = parse_registration(top.section("registration"), env)
+
     raw_clients = top.raw("clients") or []
     if not isinstance(raw_clients, list):
         raise ConfigError("clients: expected a list of clients")
@@ -560,6 +571,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         id_token_lifetime=id_token_lifetime,
         refresh_token_lifetime=refresh_lifetime,
         refresh_token_max_lifetime=refresh_max,
+        registration=registration,
         source=source,
     )
 

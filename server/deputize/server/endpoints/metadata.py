@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.server.clients.auth import ASSERTION_ALGORITHMS
+from deputize.server.registration.policy import enabled
 from deputize.server.settings import AUTH_METHODS, PUBLIC_CLIENT, Settings
 from deputize.server.tokens.scope_words import OIDC_SCOPES
 
@@ -64,6 +65,8 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
     }
     metadata["scopes_supported"] = scopes
+    if enabled(settings.registration):  # RFC 8414 §2: only when /register is served
+        metadata["registration_endpoint"] = settings.endpoint("/register")
     return metadata
 
 
