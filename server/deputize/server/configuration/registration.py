@@ -52,7 +52,11 @@ class RegistrationSettings:
 
 
 def parse_registration(section: Section, env: Mapping[str, str]) -> RegistrationSettings:
-    mode = section.choice("mode", MODES, OFF)
+    if section.data.get("mode") is False:  # YAML 1.1 reads a bare `off` as false
+        section.seen.add("mode")
+        mode = OFF
+    else:
+        mode = section.choice("mode", MODES, OFF)
     hashes = list(section.strings("initial_access_tokens"))
     for value in hashes:
         if not (value.startswith("sha256:") and len(value) == 50):
