@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from delegation_support import DOCS, claims_of
 from signin_support import Browser, auth_params, obtain_code, pkce, run_db, start
 from sqlalchemy import select
 
@@ -58,7 +59,9 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
-    return start(server_factory, registration={**OPEN, "allowed_scopes": ["docs:read"]})
+    return start(
+        server_factory, registration={**OPEN, "allowed_scopes": ["docs:read"], "audiences": [DOCS]}
+    )
 
 
 @pytest.fixture
@@ -69,12 +72,12 @@ def browser(server: LiveServer) -> Iterator[Browser]:
 
 
 def sign_in(
-    server: LiveServer, browser: Browser, client_id: str, key: SigningKey | None
+    server: LiveServer, browser: Browser, client_id: str, key: SigningKey | None, **resource: str
 ) -> httpx.Response:
     """/authorize (sign-in, consent) then /token with PKCE, as ``client_id``."""
     verifier, challenge = pkce()
     params = auth_params(client_id, redirect_uri=REDIRECT, scope="openid docs:read",
-                         challenge=challenge)  # fmt: skip
+                         challenge=challenge, **resource)  # fmt: skip
     code = obtain_code(browser, params)["code"]
     form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
             "redirect_uri": REDIRECT, "client_id": client_id}  # fmt: skip
@@ -132,9 +135,11 @@ def test_a_registered_public_client_signs_in_with_pkce_and_dpop(
     refused = sign_in(server, browser, client_id, None)
     assert_registration_error(refused, 400, "invalid_request")
     assert "DPoP" in refused.json()["error_description"]
-    response = sign_in(server, browser, client_id, SigningKey.generate("ES256"))
+    response = sign_in(server, browser, client_id, SigningKey.generate("ES256"), resource=DOCS)
     assert response.status_code == 200, response.text
     assert response.json()["token_type"] == "DPoP"
+    claims = claims_of(response.json()["access_token"])
+    assert claims["aud"] == DOCS and claims["client_id"] == client_id and "act" not in claims
 
 
 def test_bearer_for_registered_public_clients_only_when_allowed(
