@@ -435,3 +435,23 @@ def test_a_bare_yaml_off_means_off(tmp_path: Path) -> None:
     path = tmp_path / "deputize.yaml"
     path.write_text("issuer: https://as.example.com\nregistration:\n  mode: off\n")
     assert load_settings(path, env={}).registration.mode == "off"
+
+
+def test_the_rate_limit_window_slides_and_its_memory_is_bounded() -> None:
+    from deputize.server.errors import TooManyRequestsError
+    from deputize.server.registration import policy
+
+    now = [1000.0]
+    limiter = policy.RateLimiter(2, clock=lambda: now[0])
+    limiter.check("a")
+    now[0] += 30
+    limiter.check("a")
+    with pytest.raises(TooManyRequestsError) as refused:
+        limiter.check("a")
+    assert refused.value.headers["Retry-After"] == "30"
+    limiter.check("b")  # another source has its own count
+    now[0] += 30.5
+    limiter.check("a")  # the first request left the window
+    for n in range(policy._MAX_SOURCES + 5):
+        limiter.check(f"source-{n}")
+    assert len(limiter._seen) == policy._MAX_SOURCES
