@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from delegation_support import DOCS, claims_of
+from delegation_support import DOCS, claims_of, introspect
 from signin_support import Browser, auth_params, obtain_code, pkce, run_db, start
 from sqlalchemy import select
 
@@ -131,7 +131,8 @@ def test_register_returns_the_client_and_its_credentials(server: LiveServer) -> 
 def test_a_registered_public_client_signs_in_with_pkce_and_dpop(
     server: LiveServer, browser: Browser
 ) -> None:
-    client_id = register(server, app_metadata(scope="docs:read")).json()["client_id"]
+    registration = register(server, app_metadata(scope="docs:read")).json()
+    client_id = registration["client_id"]
     refused = sign_in(server, browser, client_id, None)
     assert_registration_error(refused, 400, "invalid_request")
     assert "DPoP" in refused.json()["error_description"]
@@ -140,6 +141,11 @@ def test_a_registered_public_client_signs_in_with_pkce_and_dpop(
     assert response.json()["token_type"] == "DPoP"
     claims = claims_of(response.json()["access_token"])
     assert claims["aud"] == DOCS and claims["client_id"] == client_id and "act" not in claims
+    assert introspect(server, response.json()["access_token"])["active"] is True
+    # RFC 7592 §2.3: deleting the client revokes what it was issued.
+    server.client.delete(registration["registration_client_uri"],
+                         headers=bearer(registration["registration_access_token"]))  # fmt: skip
+    assert introspect(server, response.json()["access_token"])["active"] is False
 
 
 def test_bearer_for_registered_public_clients_only_when_allowed(
@@ -455,3 +461,17 @@ def test_the_rate_limit_window_slides_and_its_memory_is_bounded() -> None:
     for n in range(policy._MAX_SOURCES + 5):
         limiter.check(f"source-{n}")
     assert len(limiter._seen) == policy._MAX_SOURCES
+
+
+def test_registered_confidential_clients_bind_even_when_bearer_is_allowed(
+    server_factory: ServerFactory,
+) -> None:
+    server = start(server_factory, registration={
+        **OPEN, "allowed_grant_types": ["client_credentials"],
+        "allow_bearer_for_public_clients": True})  # fmt: skip
+    body = register(server, {"grant_types": ["client_credentials"]}).json()
+    assert body["dpop_bound_access_tokens"] is True
+    headers = server.basic(body["client_id"], body["client_secret"])
+    response = server.client.post("/token", data={"grant_type": "client_credentials"},
+                                  headers=headers)  # fmt: skip
+    assert_registration_error(response, 400, "invalid_request")
