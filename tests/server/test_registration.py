@@ -339,11 +339,13 @@ def test_read_update_and_delete_with_the_registration_access_token(server: LiveS
         first["client_id"], redirect_uri=REDIRECT))  # fmt: skip
     assert page.status_code == 400
     events = run_db(server, lambda conn: conn.execute(
-        select(audit_log.c.event).where(audit_log.c.client_id == first["client_id"])))  # fmt: skip
+        select(audit_log.c.event).where(audit_log.c.client_id == first["client_id"])
+        .order_by(audit_log.c.id)))  # fmt: skip
     assert [e for (e,) in events.all()] == [
         audit.CLIENT_REGISTERED,
         audit.CLIENT_UPDATED,
         audit.CLIENT_DELETED,
+        audit.TOKEN_REVOKED,
     ]
 
 
