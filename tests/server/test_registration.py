@@ -429,7 +429,11 @@ def test_the_mcp_sdk_registration_request_is_accepted(
          "a localhost issuer opens registration", "a public issuer keeps it off"],
 )  # fmt: skip
 def test_init_opens_registration_only_for_a_loopback_issuer(
-    tmp_path: Path, issuer: str | None, mode: str, bearer: bool
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    issuer: str | None,
+    mode: str,
+    bearer: bool,
 ) -> None:
     target = tmp_path / "deputize.yaml"
     assert (
@@ -437,6 +441,9 @@ def test_init_opens_registration_only_for_a_loopback_issuer(
     )
     policy = load_settings(target, env={}).registration
     assert (policy.mode, policy.allow_bearer_for_public_clients) == (mode, bearer)
+    capsys.readouterr()
+    assert cli.main(["check-config", str(target)]) == 0
+    assert f"registration      {mode}" in capsys.readouterr().out
 
 
 def test_a_bare_yaml_off_means_off(tmp_path: Path) -> None:
