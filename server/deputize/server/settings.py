@@ -20,10 +20,11 @@ import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.registration import RegistrationSettings, parse_registration
 from deputize.server.configuration.sections import ConfigError as ConfigError
 from deputize.server.configuration.sections import Section
 from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
-from deputize.server.policy.document import PolicySource, read_policy
+from deputize.server.policy.document import PolicySource, read_policy, read_role_mapping
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 #: RFC 7591 §2: a public client (a browser or native app) that holds no credential.  It may
@@ -68,6 +69,8 @@ class ClientConfig:
     """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
     require_pushed_authorization_requests: bool = False
     """RFC 9126 §6: this client's authorization requests must come through ``/par``."""
+    registered: bool = False
+    """Registered by itself at ``/register`` (RFC 7591), never an agent."""
     profile: str | None = None
     """The agent profile of the delegation policy this agent answers to (None: its client_id)."""
 
@@ -97,7 +100,7 @@ class ClientConfig:
             "max_token_lifetime": self.max_token_lifetime,
             "profile": self.profile,
             "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
-        }
+        } | ({"registered": True} if self.registered else {})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +173,7 @@ class Settings:
     refresh_token_max_lifetime: int = 30 * 86_400
     policy: PolicySource | None = field(default=None, compare=False)
     """The delegation policy (``policy``), compiled; None: no policy (docs/policy.md)."""
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -263,7 +267,10 @@ def secret_env_name(client_id: str) -> str:
     return ENV_CLIENT_SECRET_PREFIX + re.sub(r"[^A-Z0-9]", "_", client_id.upper())
 
 
-def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
+def parse_client(
+    data: Any, path: str, env: Mapping[str, str], *, registered: bool = False
+) -> ClientConfig:
+    """``registered``: a client that registered itself (``/register``); never read from a file."""
     s = Section(data, path)
     client_id = s.string("client_id", required=True)
     assert client_id is not None
@@ -335,7 +342,8 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             "and refresh_token"
         )
     dpop_bound = s.boolean("dpop_bound_access_tokens", True)
-    if method == PUBLIC_CLIENT and not dpop_bound:
+    if method == PUBLIC_CLIENT and not dpop_bound and not registered:
+        # A registered client's false means "not forced"; registration/policy.py decides.
         raise ConfigError(
             f"{s.key('dpop_bound_access_tokens')}: must be true for a public client (none): "
             "its tokens, refresh tokens included, are bound to its DPoP key (RFC 9449 §5)"
@@ -377,6 +385,7 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         require_pushed_authorization_requests=s.boolean(
             "require_pushed_authorization_requests", False
         ),
+        registered=registered,
     )
     s.done()
     return client
@@ -446,22 +455,7 @@ def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
     jwks = _jwks(s, "jwks")
     if (jwks is None) == (jwks_uri is None):
         raise ConfigError(f"{path}: needs exactly one of jwks_uri or jwks")
-    roles_claim = s.string("roles_claim")
-    raw_roles = s.raw("roles") or {}
-    if not isinstance(raw_roles, Mapping):
-        raise ConfigError(f"{s.key('roles')}: expected a mapping of claim values to roles")
-    roles: dict[str, tuple[str, ...]] = {}
-    for value, given in raw_roles.items():
-        given = [given] if isinstance(given, str) else given
-        if (
-            not isinstance(value, str)
-            or not isinstance(given, list)
-            or not all(isinstance(r, str) and r for r in given)
-        ):
-            raise ConfigError(f"{s.key('roles')}.{value}: expected a role or a list of roles")
-        roles[value] = tuple(given)
-    if roles and roles_claim is None:
-        raise ConfigError(f"{s.key('roles_claim')}: required with {s.key('roles')}")
+    roles_claim, roles = read_role_mapping(s)
     s.done()
     assert issuer is not None and audience is not None
     return TrustedIssuer(
@@ -569,6 +563,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     )
     delegation.done()
 
+    registration = parse_registration(top.section("registration"), env)
+
     raw_clients = top.raw("clients") or []
     if not isinstance(raw_clients, list):
         raise ConfigError("clients: expected a list of clients")
@@ -624,6 +620,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         refresh_token_lifetime=refresh_lifetime,
         refresh_token_max_lifetime=refresh_max,
         policy=policy,
+        registration=registration,
         source=source,
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from deputize.keys.policy import Policy, PolicyError, load_policy
-from deputize.server.configuration.sections import ConfigError
+from deputize.server.configuration.sections import ConfigError, Section
 from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
 
 #: A policy file larger than this is refused (it is read at every start and SIGHUP).
@@ -74,3 +74,21 @@ def _read_file(file: Path, key: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{key}: the policy file {file} is not valid YAML{where}") from None
     return document
+
+
+def read_role_mapping(issuer: Section) -> tuple[str | None, dict[str, tuple[str, ...]]]:
+    """``trusted_issuers[].roles_claim`` and ``.roles``: which claim of the issuer's tokens
+    names the person's groups, and the policy roles each value gives."""
+    claim = issuer.string("roles_claim")
+    raw = issuer.raw("roles") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{issuer.key('roles')}: expected a mapping of claim values to roles")
+    roles: dict[str, tuple[str, ...]] = {}
+    for value, given in raw.items():
+        given = [given] if isinstance(given, str) else given
+        if not isinstance(given, list) or not all(isinstance(r, str) and r for r in given):
+            raise ConfigError(f"{issuer.key('roles')}.{value}: expected a role or a list of roles")
+        roles[str(value)] = tuple(given)
+    if roles and claim is None:
+        raise ConfigError(f"{issuer.key('roles_claim')}: required with {issuer.key('roles')}")
+    return claim, roles

@@ -5,7 +5,7 @@ on every issuance for them, and never queried by role.  Existing users get none 
 the policy reads as no role at all: nothing is granted until an operator assigns roles.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-05
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
