@@ -123,6 +123,16 @@ MAY_IMPORT_ONLY: dict[str, set[str]] = {
 #: What each upper layer must never import: whatever calls it.
 MAY_NOT_IMPORT: dict[str, set[str]] = {
     "tokens": {"accounts", "app", "cli", "delegation", "endpoints", "grants"},
+    "client_documents": {
+        "accounts",
+        "app",
+        "cli",
+        "clients",
+        "delegation",
+        "endpoints",
+        "grants",
+        "tokens",
+    },
     "clients": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "tokens"},
     "accounts": {"app", "cli", "delegation", "endpoints", "grants"},
     "delegation": {"accounts", "app", "cli", "endpoints", "grants"},

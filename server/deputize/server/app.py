@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from deputize.keys.nonces import NonceSource
+from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.account import account, revoke_consent
@@ -105,6 +106,8 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         clock=clock,
         page_key=page_key.encode("ascii"),
     )
+    if settings.client_documents.enabled:
+        ctx.client_documents = ClientDocuments(settings.client_documents, clock)
     return ctx
 
 
@@ -213,6 +216,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
                 await task
             await ctx.status_allocator.stop()
             await ctx.http.aclose()
+            if ctx.client_documents is not None:
+                await ctx.client_documents.aclose()
             await ctx.db.dispose()
 
     routes = [

@@ -10,6 +10,7 @@ import httpx
 
 from deputize.keys import KeySet
 from deputize.keys.nonces import NonceSource
+from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.recent_misses import RecentMisses
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.http.turns import Turns
@@ -44,3 +45,5 @@ class ServerContext:
     page_key: bytes = b""
     #: Token requests start a few per pass of the event loop (``http/turns.py``).
     turns: Turns = field(default_factory=Turns)
+    #: Clients named by a metadata document URL (None: ``client_documents.enabled`` is off).
+    client_documents: ClientDocuments | None = None

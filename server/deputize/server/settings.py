@@ -63,6 +63,10 @@ class ClientConfig:
     """Deepest chain this client may extend (None: the global ``delegation.max_depth``)."""
     max_token_lifetime: int | None = None
     """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
+    source: str = "configuration"
+    """Where the client came from: ``configuration`` (the file or ``deputize clients add``) or
+    ``metadata_document`` (its ``client_id`` is a URL whose document was fetched; never an
+    agent, never stored; see ``client_documents/``)."""
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -111,6 +115,24 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientDocumentSettings:
+    """``client_documents``: clients identified by a Client ID Metadata Document URL
+    (draft-ietf-oauth-client-id-metadata-document; decision 0015)."""
+
+    enabled: bool = True
+    allow_http_loopback: bool = False
+    """Development only: an ``http`` client_id on a loopback host."""
+    allow_private_addresses: bool = False
+    """Development only: fetch from loopback, private, link-local and other non-public
+    addresses (an SSRF defence turned off)."""
+    max_bytes: int = 5120
+    deadline: float = 3.0
+    cache_entries: int = 1000
+    cache_min_seconds: int = 60
+    cache_max_seconds: int = 3600
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     issuer: str
     database_url: str = "sqlite:///deputize.db"
@@ -146,6 +168,7 @@ class Settings:
     id_token_lifetime: int = 300
     refresh_token_lifetime: int = 86_400
     refresh_token_max_lifetime: int = 30 * 86_400
+    client_documents: ClientDocumentSettings = ClientDocumentSettings()
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -414,6 +437,28 @@ def _trusted_issuer(data: Any, path: str) -> TrustedIssuer:
     return TrustedIssuer(issuer=issuer, audience=audience, jwks_uri=jwks_uri, jwks=jwks)
 
 
+def _client_documents(section: Section) -> ClientDocumentSettings:
+    cache_min = section.integer("cache_min_seconds", 60, low=0, high=86_400)
+    cache_max = section.integer("cache_max_seconds", 3600, low=0, high=7 * 86_400)
+    if cache_max < cache_min:
+        raise ConfigError(
+            "client_documents.cache_max_seconds: must be at least "
+            "client_documents.cache_min_seconds"
+        )
+    result = ClientDocumentSettings(
+        enabled=section.boolean("enabled", True),
+        allow_http_loopback=section.boolean("allow_http_loopback", False),
+        allow_private_addresses=section.boolean("allow_private_addresses", False),
+        max_bytes=section.integer("max_bytes", 5120, low=512, high=256 * 1024),
+        deadline=section.seconds("deadline", 3.0, low=0.1, high=30),
+        cache_entries=section.integer("cache_entries", 1000, low=0, high=100_000),
+        cache_min_seconds=cache_min,
+        cache_max_seconds=cache_max,
+    )
+    section.done()
+    return result
+
+
 def check_issuer(issuer: str, key: str = "issuer") -> None:
     """Refuse an issuer clients could not use; ``key`` names where it came from (the config
     key, or ``--issuer`` for ``deputize init``)."""
@@ -511,6 +556,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     )
     delegation.done()
 
+    client_documents = _client_documents(top.section("client_documents"))
+
     raw_clients = top.raw("clients") or []
     if not isinstance(raw_clients, list):
         raise ConfigError("clients: expected a list of clients")
@@ -560,6 +607,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         id_token_lifetime=id_token_lifetime,
         refresh_token_lifetime=refresh_lifetime,
         refresh_token_max_lifetime=refresh_max,
+        client_documents=client_documents,
         source=source,
     )
 

@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from deputize.keys.errors import error_description
 from deputize.server.accounts import actions as accounts
+from deputize.server.client_documents import ClientDocumentError
 from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
@@ -96,7 +97,13 @@ async def identify(
         raise PageError(
             "Sign-in request refused", "The app that sent you here did not say who it is."
         )
-    client = await find_client(ctx, SqlStore(conn), client_id)
+    try:
+        client = await find_client(ctx, SqlStore(conn), client_id, documents=True)
+    except ClientDocumentError as exc:  # an error page: its redirect URIs are unverified
+        raise PageError(
+            "Sign-in request refused",
+            f"The app's client metadata document could not be used: {exc.reason}.",
+        ) from None
     if client is None or AUTHORIZATION_CODE not in client.grant_types:
         raise PageError(
             "Sign-in request refused",
@@ -351,6 +358,10 @@ async def _decide(
         browser=browser,
         client_name=client.name or client.client_id,
         client_id=client.client_id,
+        # A metadata document's name is self-asserted: the host it came from is what is known.
+        client_host=urlsplit(client.client_id).hostname
+        if client.source != "configuration"
+        else None,
         client_is_agent=client.agent,
         user_label=user_label(user),
         user_sub=user.sub,

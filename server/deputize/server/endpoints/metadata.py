@@ -64,6 +64,9 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
     }
     metadata["scopes_supported"] = scopes
+    if settings.client_documents.enabled:
+        # draft-ietf-oauth-client-id-metadata-document-00 §5: URL client_ids are fetched.
+        metadata["client_id_metadata_document_supported"] = True
     return metadata
 
 
