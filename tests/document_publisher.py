@@ -3,6 +3,7 @@ the requests each path received (so cache tests count fetches instead of sleepin
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import Counter
@@ -35,7 +36,8 @@ class Publisher:
 
 
 @contextmanager
-def document_publisher() -> Iterator[Publisher]:
+def document_publisher(tls: ssl.SSLContext | None = None) -> Iterator[Publisher]:
+    """Serve on 127.0.0.1; with ``tls``, over https, its base URL naming ``localhost``."""
     publisher = Publisher(base="")
     lock = threading.Lock()
 
@@ -74,7 +76,11 @@ def document_publisher() -> Iterator[Publisher]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    publisher.base = f"http://127.0.0.1:{server.server_address[1]}"
+    port = server.server_address[1]
+    publisher.base = f"http://127.0.0.1:{port}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        publisher.base = f"https://localhost:{port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

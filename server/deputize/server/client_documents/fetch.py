@@ -25,6 +25,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -164,7 +165,7 @@ def _json_content_type(value: str) -> bool:
     )
 
 
-def new_http_client() -> httpx.AsyncClient:
+def new_http_client(verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
     """The client for documents only: no proxy from the environment (it would do its own DNS),
     no redirects, and no kept-alive connection (the pool is keyed by IP, and a connection made
     for one host name must never carry a request for another)."""
@@ -174,7 +175,7 @@ def new_http_client() -> httpx.AsyncClient:
         timeout=httpx.Timeout(5.0),
         limits=httpx.Limits(max_keepalive_connections=0),
         transport=httpx.AsyncHTTPTransport(
-            retries=0, limits=httpx.Limits(max_keepalive_connections=0)
+            verify=verify, retries=0, limits=httpx.Limits(max_keepalive_connections=0)
         ),
     )
 
