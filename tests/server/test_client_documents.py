@@ -305,3 +305,17 @@ def test_the_cache_expires_after_max_age(
         assert publisher.hits["/aging.json"] == 2
     finally:
         browser.close()
+
+
+def test_secret_authentication_never_fetches_a_document(
+    server: LiveServer, publisher: Publisher
+) -> None:
+    client_id = publisher.url("/secret.json")
+    publish(publisher, "/secret.json", document(client_id))
+    response = server.client.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": "x"},
+        headers=server.basic(client_id, "a-secret-that-nobody-registered-0123456789"),
+    )
+    assert_error(response, 401, "invalid_client")
+    assert publisher.hits["/secret.json"] == 0

@@ -22,10 +22,12 @@ failing closed at each step:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ MAX_URL_LENGTH: Final = 128
 _URL_CHARACTERS: Final = re.compile(r"[A-Za-z0-9._~:@/-]+")
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 _SHARED: Final = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
+_DNS_THREADS: Final = ThreadPoolExecutor(max_workers=8, thread_name_prefix="client-document-dns")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -133,10 +136,16 @@ async def resolve(host: str, port: int, *, allow_private: bool, client_id: str) 
         addresses = [literal]
     else:
         try:
-            # getaddrinfo runs in the loop's thread pool: never blocking the event loop.
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
+            # In threads of its own, never on the event loop, and never in the default pool
+            # (password hashing runs there): a flood of lookups of names whose DNS never
+            # answers queues here, and the deadline refuses it.
+            infos = await asyncio.get_running_loop().run_in_executor(
+                _DNS_THREADS,
+                functools.partial(
+                    socket.getaddrinfo, host, port, type=socket.SOCK_STREAM,
+                    proto=socket.IPPROTO_TCP,
+                ),
+            )  # fmt: skip
         except (OSError, UnicodeError):
             raise ClientDocumentError(
                 "the client_id URL's host does not resolve", client_id=client_id

@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from deputize.keys.errors import error_description
 from deputize.server.accounts import actions as accounts
-from deputize.server.client_documents import ClientDocumentError
+from deputize.server.client_documents import METADATA_DOCUMENT, ClientDocumentError
 from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
@@ -359,9 +359,9 @@ async def _decide(
         client_name=client.name or client.client_id,
         client_id=client.client_id,
         # A metadata document's name is self-asserted: the host it came from is what is known.
-        client_host=urlsplit(client.client_id).hostname
-        if client.source != "configuration"
-        else None,
+        client_host=(
+            urlsplit(client.client_id).hostname if client.source == METADATA_DOCUMENT else None
+        ),
         client_is_agent=client.agent,
         user_label=user_label(user),
         user_sub=user.sub,
