@@ -14,7 +14,16 @@ import httpx
 import pytest
 from delegation_support import claims_of
 from document_publisher import Page, Publisher, document_publisher
-from signin_support import SPA_KEY, Browser, add_user, auth_params, obtain_code, pkce, redeem
+from signin_support import (
+    SPA_KEY,
+    Browser,
+    add_user,
+    auth_params,
+    obtain_code,
+    pkce,
+    redeem,
+    refresh_grant,
+)
 
 from support import LiveServer, ServerFactory, assert_error
 
@@ -113,7 +122,11 @@ def test_a_document_client_signs_a_person_in_with_pkce(
     claims = claims_of(body["access_token"])
     assert claims["client_id"] == client_id and claims["sub"] == "alice"
     assert "act" not in claims and body["token_type"] == "DPoP"
-    assert publisher.hits["/client.json"] == 1  # /authorize twice, /token: one fetch, cached
+    refreshed = refresh_grant(server, body["refresh_token"], client_id=client_id, dpop_key=SPA_KEY)
+    assert refreshed.status_code == 200, refreshed.text
+    assert claims_of(refreshed.json()["access_token"])["client_id"] == client_id
+    # /authorize twice, the consent, /token and the refresh: one fetch, then the cache.
+    assert publisher.hits["/client.json"] == 1
     assert publisher.hosts[0] == publisher.base.removeprefix("http://")
 
 

@@ -274,6 +274,9 @@ async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> R
             raise PageError("Sign-in request refused", "The request holds invalid characters.")
         if value:  # RFC 6749 §3.1: parameters sent without a value are treated as omitted
             values.setdefault(name, []).append(value)
+    if ctx.client_documents is not None:  # fetched before the transaction, never inside it
+        ids = values.get("client_id", [])
+        await ctx.client_documents.settle(ids[0] if ids else None, known=ctx.static_clients)
     async with ctx.db.begin() as conn:
         auth = await identify(ctx, conn, values)
         try:
