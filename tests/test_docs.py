@@ -74,6 +74,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "status_list",
         "sign_in",
         "registration",
+        "client_documents",
     }
 
 

@@ -124,6 +124,17 @@ MAY_IMPORT_ONLY: dict[str, set[str]] = {
 #: What each upper layer must never import: whatever calls it.
 MAY_NOT_IMPORT: dict[str, set[str]] = {
     "tokens": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "registration"},
+    "client_documents": {
+        "accounts",
+        "app",
+        "cli",
+        "clients",
+        "delegation",
+        "endpoints",
+        "grants",
+        "registration",
+        "tokens",
+    },
     "clients": {
         "accounts",
         "app",

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from deputize.keys.nonces import NonceSource
+from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
 from deputize.server.delegation.policy_reload import reload_on_sighup
@@ -127,6 +128,10 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         page_key=page_key.encode("ascii"),
         registration_limiter=RateLimiter(settings.registration.rate_limit),
     )
+    if settings.client_documents.enabled:
+        ctx.client_documents = ClientDocuments(
+            settings.client_documents, clock, audiences=settings.registration.audiences
+        )
     return ctx
 
 
@@ -236,6 +241,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
                 await task
             await ctx.status_allocator.stop()
             await ctx.http.aclose()
+            if ctx.client_documents is not None:
+                await ctx.client_documents.aclose()
             await ctx.db.dispose()
 
     routes = [

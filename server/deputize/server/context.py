@@ -10,6 +10,7 @@ import httpx
 
 from deputize.keys import KeySet
 from deputize.keys.nonces import NonceSource
+from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.recent_misses import RecentMisses
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.http.turns import Turns
@@ -47,3 +48,5 @@ class ServerContext:
     turns: Turns = field(default_factory=Turns)
     #: ``POST /register`` requests per source address (``registration.rate_limit``).
     registration_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    #: Clients named by a metadata document URL (None: ``client_documents.enabled`` is off).
+    client_documents: ClientDocuments | None = None

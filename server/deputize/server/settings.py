@@ -20,6 +20,10 @@ import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.client_documents import (
+    ClientDocumentSettings,
+    read_client_documents,
+)
 from deputize.server.configuration.registration import RegistrationSettings, parse_registration
 from deputize.server.configuration.sections import ConfigError as ConfigError
 from deputize.server.configuration.sections import Section
@@ -71,12 +75,12 @@ class ClientConfig:
     """RFC 9126 §6: this client's authorization requests must come through ``/par``."""
     registered: bool = False
     """Registered by itself at ``/register`` (RFC 7591), never an agent."""
+    source: str = "configuration"
+    """Where the client came from: ``configuration`` (the file or ``deputize clients add``) or
+    ``metadata_document`` (its ``client_id`` is a URL whose document was fetched; never an
+    agent, never stored; see ``client_documents/``)."""
     profile: str | None = None
     """The agent profile of the delegation policy this agent answers to (None: its client_id)."""
-
-    @property
-    def profile_name(self) -> str:
-        return self.profile or self.client_id
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -171,9 +175,9 @@ class Settings:
     id_token_lifetime: int = 300
     refresh_token_lifetime: int = 86_400
     refresh_token_max_lifetime: int = 30 * 86_400
-    policy: PolicySource | None = field(default=None, compare=False)
-    """The delegation policy (``policy``), compiled; None: no policy (docs/policy.md)."""
+    policy: PolicySource | None = field(default=None, compare=False)  # docs/policy.md
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    client_documents: ClientDocumentSettings = field(default_factory=ClientDocumentSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -564,6 +568,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     delegation.done()
 
     registration = parse_registration(top.section("registration"), env)
+    client_documents = read_client_documents(top.section("client_documents"))
 
     raw_clients = top.raw("clients") or []
     if not isinstance(raw_clients, list):
@@ -621,6 +626,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         refresh_token_max_lifetime=refresh_max,
         policy=policy,
         registration=registration,
+        client_documents=client_documents,
         source=source,
     )
 

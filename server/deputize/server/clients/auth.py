@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from deputize.keys import JoseError, KeySet, check_audience, check_times
 from deputize.keys._b64 import b64url_encode
 from deputize.keys.jwt import normalize_typ, parse_parts, string_claim
+from deputize.server.client_documents import looks_like_document_url
 from deputize.server.clients.remote_jwks import JWKSFetchError
 from deputize.server.clients.secrets import hash_secret, verify_secret
 from deputize.server.context import ServerContext
@@ -37,14 +38,22 @@ _DUMMY_HASH: Final = hash_secret("deputize-timing-equaliser")
 
 
 async def find_client(
-    ctx: ServerContext, store: RequestStore, client_id: str
+    ctx: ServerContext, store: RequestStore, client_id: str, *, documents: bool = False
 ) -> ClientConfig | None:
+    """The client named ``client_id``: configured, registered at runtime, or — only where a
+    client signs in (``documents``: /authorize, and public or private_key_jwt authentication
+    at /token) — described by the metadata document at that URL, which raises
+    ``ClientDocumentError`` (an ``invalid_client``) when it cannot be used.  Elsewhere (an
+    audience, an actor, an agent to delegate to) a URL is never fetched."""
     client = ctx.static_clients.get(client_id)
     if client is not None:
         return client
     if "\x00" in client_id:  # PostgreSQL refuses NUL in text: no such client, not a crash
         return None
-    return await store.client(client_id)
+    client = await store.client(client_id)
+    if client is None and documents and ctx.client_documents and looks_like_document_url(client_id):
+        return await ctx.client_documents.resolve(client_id)
+    return client
 
 
 def _basic_credentials(authorization: str) -> tuple[str, str]:
@@ -115,7 +124,7 @@ async def _public_client(
         ctx.settings.par_endpoint,
     ):
         raise InvalidClientError("client authentication required")
-    client = await find_client(ctx, store, client_id)
+    client = await find_client(ctx, store, client_id, documents=True)
     if client is None or client.token_endpoint_auth_method != PUBLIC_CLIENT:
         raise InvalidClientError("client authentication required")
     return client
@@ -170,7 +179,7 @@ async def _private_key_jwt(
         raise InvalidClientError(f"invalid client assertion: {exc.description}") from None
     if form.get("client_id") not in (None, client_id):
         raise InvalidRequestError("client_id does not match the client assertion")
-    client = await find_client(ctx, store, client_id)
+    client = await find_client(ctx, store, client_id, documents=True)
     if client is None or client.token_endpoint_auth_method != "private_key_jwt":
         raise InvalidClientError("client authentication failed", client_id=client_id)
     keys = await _client_keys(ctx, client, refresh=False)

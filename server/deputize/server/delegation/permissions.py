@@ -35,6 +35,7 @@ from deputize.server.errors import (
     InvalidRequestError,
     InvalidScopeError,
 )
+from deputize.server.settings import ClientConfig
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import USER
 from deputize.server.tokens.subject_tokens import SubjectToken
@@ -61,6 +62,11 @@ async def person_of(store: RequestStore, subject: SubjectToken) -> Person:
     if subject.kind == USER:
         return Person(sub, await store.roles(sub))
     return Person(sub, subject.roles or ())
+
+
+def profile_of(client: ClientConfig | None, client_id: str) -> str:
+    """The agent profile ``client_id`` answers to: ``clients[].profile``, else its client_id."""
+    return client.profile or client.client_id if client is not None else client_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from starlette.responses import Response
 
 from deputize.keys.errors import error_description
 from deputize.server.accounts import actions as accounts
+from deputize.server.client_documents import METADATA_DOCUMENT, ClientDocumentError
 from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
@@ -104,7 +105,13 @@ async def identify(
         raise PageError(
             "Sign-in request refused", "The app that sent you here did not say who it is."
         )
-    client = await find_client(ctx, SqlStore(conn), client_id)
+    try:
+        client = await find_client(ctx, SqlStore(conn), client_id, documents=True)
+    except ClientDocumentError as exc:  # an error page: its redirect URIs are unverified
+        raise PageError(
+            "Sign-in request refused",
+            f"The app's client metadata document could not be used: {exc.reason}.",
+        ) from None
     if client is None or AUTHORIZATION_CODE not in client.grant_types:
         raise PageError(
             "Sign-in request refused",
@@ -334,6 +341,9 @@ async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> R
             raise PageError("Sign-in request refused", "The request holds invalid characters.")
         if value:  # RFC 6749 §3.1: parameters sent without a value are treated as omitted
             values.setdefault(name, []).append(value)
+    if ctx.client_documents is not None:  # fetched before the transaction, never inside it
+        ids = values.get("client_id", [])
+        await ctx.client_documents.settle(ids[0] if ids else None, known=ctx.static_clients)
     async with ctx.db.begin() as conn:
         values, pushed = await _pushed_values(conn, values, now)
         auth = await identify(ctx, conn, values)
@@ -422,6 +432,10 @@ async def _decide(
         browser=browser,
         client_name=client.name or client.client_id,
         client_id=client.client_id,
+        # A metadata document's name is self-asserted: the host it came from is what is known.
+        client_host=(
+            urlsplit(client.client_id).hostname if client.source == METADATA_DOCUMENT else None
+        ),
         client_is_agent=client.agent,
         user_label=user_label(user),
         user_sub=user.sub,

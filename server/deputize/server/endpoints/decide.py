@@ -117,7 +117,9 @@ async def _profiles(ctx: ServerContext, store: SqlStore, claims: Mapping[str, An
     for client_id in ids:
         if isinstance(client_id, str) and client_id not in names:
             client = await find_client(ctx, store, client_id)
-            names[client_id] = client.profile_name if client is not None else client_id
+            names[client_id] = (
+                (client.profile or client.client_id) if client is not None else client_id
+            )
     return names
 
 

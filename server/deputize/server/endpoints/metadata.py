@@ -70,6 +70,9 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
     metadata["scopes_supported"] = scopes
     if enabled(settings.registration):  # RFC 8414 §2: only when /register is served
         metadata["registration_endpoint"] = settings.endpoint("/register")
+    if settings.client_documents.enabled:
+        # draft-ietf-oauth-client-id-metadata-document-00 §5: URL client_ids are fetched.
+        metadata["client_id_metadata_document_supported"] = True
     return metadata
 
 

@@ -137,6 +137,8 @@ async def token(request: Request) -> Response:
             # challenge, which is a protocol step; Refusal.event leaves it out).
             await record_refusal(ctx.db, refusal, exc, now)
             raise
+        if ctx.client_documents is not None:  # fetched before the transaction, never inside it
+            await ctx.client_documents.settle(form.get("client_id"), known=ctx.static_clients)
         body = await _decide_batched(request, form, proof, now)
         if body is None:
             async with request_transaction(ctx.db, refusal, now) as conn:

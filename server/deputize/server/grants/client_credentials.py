@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from deputize.keys.chain import Chain
-from deputize.server.delegation.permissions import Person, allow
+from deputize.server.delegation.permissions import Person, allow, profile_of
 from deputize.server.errors import InvalidAuthorizationDetailsError
 from deputize.server.grants import TokenRequest
 from deputize.server.tokens.minting import mint_access_token
@@ -74,7 +74,7 @@ def _apply_policy(
             )
         return scopes, {}, None
     allowed = allow(
-        source.policy, Person(None, None), [request.client.profile_name], scopes=scopes,
+        source.policy, Person(None, None), [profile_of(request.client, '')], scopes=scopes,
         explicit_scopes=explicit, requested_details=asked, parent_details=None, task=None,
     )  # fmt: skip
     carried = {} if allowed.details is None else {"authorization_details": allowed.details}

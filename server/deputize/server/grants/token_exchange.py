@@ -32,7 +32,7 @@ from deputize.keys.chain import (
 )
 from deputize.keys.compare import same_text
 from deputize.server.clients.auth import find_client
-from deputize.server.delegation.permissions import allow, person_of
+from deputize.server.delegation.permissions import allow, person_of, profile_of
 from deputize.server.delegation.who_may_act import authorise
 from deputize.server.errors import (
     InvalidAuthorizationDetailsError,
@@ -327,7 +327,7 @@ async def _apply_policy(
 async def _profile(request: TokenRequest, client_id: str) -> str:
     """The policy profile an agent answers to (``clients[].profile``, else its client_id)."""
     client = await find_client(request.ctx, request.store, client_id)
-    return client.profile_name if client is not None else client_id
+    return profile_of(client, client_id)
 
 
 async def _client(request: TokenRequest, client_id: str) -> ClientConfig:

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from deputize.server.client_documents.document import METADATA_DOCUMENT
 from deputize.server.clients.secrets import verify_secret
 from deputize.server.configuration.registration import OFF, OPEN, RegistrationSettings
 from deputize.server.errors import InvalidTokenError, TooManyRequestsError
@@ -86,14 +87,15 @@ def binding_required(client: ClientConfig, settings: Settings) -> bool:
     """Whether ``client`` must send a DPoP proof at ``/token`` (RFC 9449 §5.2).
 
     A client with ``dpop_bound_access_tokens`` always must.  The one exception to "public
-    clients bind": a *registered* public client, when ``registration.
-    allow_bearer_for_public_clients`` allows it, may get bearer tokens (docs/security.md).
+    clients bind": a public client that registered itself, or that a Client ID Metadata
+    Document describes, may get bearer tokens when ``registration.
+    allow_bearer_for_public_clients`` allows it (docs/security.md).
     Configured clients, agents and registered confidential clients are unaffected; a client
     that does send a proof gets bound tokens either way.
     """
     if client.dpop_bound_access_tokens or client.agent:
         return True
-    if not client.registered:
+    if not client.registered and client.source != METADATA_DOCUMENT:
         return False  # a configured confidential client that opted out, as configured
     return not (
         settings.registration.allow_bearer_for_public_clients
