@@ -1,6 +1,6 @@
 """``auth=`` for calling resource servers, with ``httpx`` or ``httpx2``: ``Authorization: DPoP
-<token>`` and a fresh proof with ``ath`` on every request (RFC 9449 §7.1), and one transparent retry when the server asks for a
-nonce (``401`` + ``WWW-Authenticate: DPoP error="use_dpop_nonce"`` + ``DPoP-Nonce``, §9).
+<token>`` and a fresh proof with ``ath`` on every request (RFC 9449 §7.1), and one transparent
+retry when the server asks for a nonce (``401`` + ``WWW-Authenticate: DPoP error="use_dpop_nonce"`` + ``DPoP-Nonce``, §9).
 
 The token may be a fixed :class:`Token` (or string) or a function returning one — then each
 request gets the function's current answer, so a cached token is renewed when near expiry
@@ -17,6 +17,7 @@ the other; ``httpx`` stays the SDK's default.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import time
@@ -51,10 +52,8 @@ def is_nonce_challenge(response: Response) -> bool:
 def _auth_bases() -> tuple[type, ...]:
     """``httpx.Auth``, and ``httpx2.Auth`` when that package is installed."""
     bases: list[type] = [httpx.Auth]
-    try:
+    with contextlib.suppress(ImportError):
         bases.append(importlib.import_module("httpx2").Auth)
-    except ImportError:
-        pass
     return tuple(bases)
 
 
