@@ -1,6 +1,7 @@
 """``auth=`` for calling resource servers, with ``httpx`` or ``httpx2``: ``Authorization: DPoP
 <token>`` and a fresh proof with ``ath`` on every request (RFC 9449 §7.1), and one transparent
-retry when the server asks for a nonce (``401`` + ``WWW-Authenticate: DPoP error="use_dpop_nonce"`` + ``DPoP-Nonce``, §9).
+retry when the server asks for a nonce (``401`` + ``WWW-Authenticate: DPoP
+error="use_dpop_nonce"`` + ``DPoP-Nonce``, §9).
 
 The token may be a fixed :class:`Token` (or string) or a function returning one — then each
 request gets the function's current answer, so a cached token is renewed when near expiry
