@@ -161,6 +161,9 @@ class _Protected:
         self._metadata = json.dumps(document).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._closing(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -198,6 +201,16 @@ class _Protected:
         ]
         headers.append((b"authorization", b"Bearer " + token.encode("latin-1")))
         await self.app({**scope, "headers": headers}, receive, send)
+
+    def _closing(self, send: Send) -> Send:
+        """At shutdown, close the HTTP clients the verifier opened on this event loop."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.verifier.aclose()
+            await send(message)
+
+        return wrapped
 
     def _challenging(self, send: Send) -> Send:
         async def wrapped(message: Message) -> None:
@@ -256,6 +269,8 @@ def protect(
     origin; never taken from the Host header); ``scopes``: required on every request (403
     ``insufficient_scope``); ``metadata``: extra RFC 9728 fields (``scopes_supported``,
     ``resource_name``, ``resource_documentation``).
+
+    At the app's shutdown (ASGI lifespan) the verifier's own HTTP clients are closed.
     """
     resource = resource or _sole_audience(verifier)
     parts = urlsplit(resource)
