@@ -22,7 +22,7 @@ from fastapi import HTTPException, Request
 
 from deputize.verifier.errors import VerificationError
 from deputize.verifier.principal import Principal
-from deputize.verifier.starlette import error_headers, public_url
+from deputize.verifier.starlette import Resource, error_headers, public_url, refuse_action
 from deputize.verifier.verifier import Verifier
 
 
@@ -32,18 +32,29 @@ class DeputizeAuth:
         self.base_url = base_url
         self.resource = resource or base_url
 
-    def requires(self, *scopes: str) -> Callable[[Request], Awaitable[Principal]]:
-        """A dependency that verifies the request and needs ``scopes``; returns the principal."""
+    def requires(
+        self, *scopes: str, action: str | None = None, resource: Resource | None = None
+    ) -> Callable[[Request], Awaitable[Principal]]:
+        """A dependency that verifies the request and needs ``scopes``; returns the principal.
+        With ``action`` and ``resource``, :meth:`Verifier.decide` must allow that too (see
+        :func:`deputize.verifier.starlette.requires`)."""
+        if (action is None) != (resource is None):
+            raise ValueError("requires(): give action and resource together")
 
         async def dependency(request: Request) -> Principal:
             try:
-                return await self.verifier.averify(
+                principal = await self.verifier.averify(
                     authorization=request.headers.getlist("authorization"),
                     dpop=request.headers.getlist("dpop"),
                     method=request.method,
                     url=public_url(self.base_url, request.scope),
                     scopes=scopes,
                 )
+                if action is not None and resource is not None:
+                    refusal = refuse_action(self.verifier, principal, action, resource, request)
+                    if refusal is not None:
+                        raise refusal
+                return principal
             except VerificationError as exc:
                 headers = error_headers(exc, self.verifier, self.resource)
                 raise HTTPException(

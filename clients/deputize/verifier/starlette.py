@@ -143,9 +143,19 @@ class DeputizeMiddleware:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def requires(*scopes: str) -> Callable[[Endpoint], Endpoint]:
+def requires(
+    *scopes: str, action: str | None = None, resource: Resource | None = None
+) -> Callable[[Endpoint], Endpoint]:
     """Per-endpoint scopes, on top of the middleware's verification: 403 ``insufficient_scope``
-    with the scopes named in the challenge when the token lacks one."""
+    with the scopes named in the challenge when the token lacks one.
+
+    With ``action`` and ``resource`` (a string, formatted with the route's path parameters —
+    ``"files:/projects/{name}"`` — or a function of the request), the verifier's
+    :meth:`~deputize.verifier.verifier.Verifier.decide` must allow the action on that resource
+    too; a ``deny`` or ``supervised`` answer is 403 ``insufficient_scope`` naming the rule.
+    """
+    if (action is None) != (resource is None):
+        raise ValueError("requires(): give action and resource together")
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
@@ -161,11 +171,35 @@ def requires(*scopes: str) -> Callable[[Endpoint], Endpoint]:
                     required=scopes,
                 )
                 return error_response(exc, *configured)
+            if action is not None and resource is not None:
+                refusal = refuse_action(configured[0], principal, action, resource, request)
+                if refusal is not None:
+                    return error_response(refusal, *configured)
             return await endpoint(request)
 
         return wrapper
 
     return decorate
+
+
+Resource = str | Callable[[Request], str]
+
+
+def refuse_action(
+    verifier: Verifier, principal: Principal, action: str, resource: Resource, request: Request
+) -> InsufficientScopeError | None:
+    """None if ``verifier.decide`` allows ``action`` on the request's resource, else the 403."""
+    try:
+        named = resource(request) if callable(resource) else resource.format(**request.path_params)
+    except (KeyError, IndexError, ValueError):
+        named = ""  # a template the route cannot fill: no resource, so nothing is allowed
+    decision = verifier.decide(principal, action, named)
+    if decision.allowed:
+        return None
+    what = "needs a person's approval" if decision.outcome == "supervised" else "is not allowed"
+    return InsufficientScopeError(
+        f"{action} on {named or 'this resource'} {what}: {decision.reason} (rule {decision.rule})"
+    )
 
 
 def metadata_route(resource: str, authorization_servers: Sequence[str], **fields: Any) -> Route:

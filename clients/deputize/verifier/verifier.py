@@ -33,6 +33,7 @@ import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
@@ -50,6 +51,7 @@ from deputize.keys.chain import audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.keys.dpop import bound_key, check_proof
 from deputize.keys.jwt import parse_parts, string_claim
+from deputize.keys.policy import Decision, Policy
 from deputize.verifier._http import AsyncHTTP, SyncHTTP
 from deputize.verifier.errors import (
     InsufficientScopeError,
@@ -62,6 +64,7 @@ from deputize.verifier.errors import (
 )
 from deputize.verifier.issuer_keys import IssuerKeys
 from deputize.verifier.nonces import NonceSource
+from deputize.verifier.permissions import decide as decide_action
 from deputize.verifier.policy import ChainPolicy
 from deputize.verifier.principal import Principal
 from deputize.verifier.replay import ReplayCache
@@ -122,6 +125,8 @@ class Verifier:
         leeway: float = 30,
         proof_max_age: float = 60,
         policy: ChainPolicy | None = None,
+        delegation_policy: Policy | None = None,
+        agent_profiles: Mapping[str, str] | None = None,
         nonces: NonceSource | None = None,
         replay: ReplayCache | None = None,
         require_status: bool = False,
@@ -145,6 +150,9 @@ class Verifier:
         self.leeway = leeway
         self.proof_max_age = proof_max_age
         self.policy = policy or ChainPolicy()
+        #: The server's delegation policy, for :meth:`decide` (docs/policy.md).
+        self.delegation_policy = delegation_policy
+        self._profiles = dict(agent_profiles or {})
         self.nonces = nonces
         self.replay = replay if replay is not None else ReplayCache()
         self.require_status = require_status
@@ -231,6 +239,24 @@ class Verifier:
                         await self.status_lists.afetch(self._aclient(), need.uri)
                 stale_ok = True
         raise UnavailableError("the issuer's keys or status list are unavailable")
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """The delegation policy's answer for a verified principal — the same function as the
+        server's ``POST /decide``, in process (``deputize.verifier.permissions``).
+        ``agent_profiles`` maps agents' client_ids to the profiles they answer to on the
+        server (``clients[].profile``); an agent not listed answers to its client_id."""
+        return decide_action(
+            principal, action, resource, policy=self.delegation_policy,
+            profile_of=lambda agent: self._profiles.get(agent, agent), details=details,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+        )  # fmt: skip
 
     def close(self) -> None:
         if self._owns_http and self._http is not None:
