@@ -152,6 +152,12 @@ def validate(
         raise RedirectError("request_not_supported", "request objects are not supported")
     if "request_uri" in values:
         raise RedirectError("request_uri_not_supported", "request_uri is not supported")
+    if "authorization_details" in values:
+        # RFC 9396 §5: refused, never ignored — a client that asked for less must not get
+        # more.  Agents receive details at token exchange and client credentials.
+        raise RedirectError(
+            "invalid_authorization_details", "authorization_details are not taken at sign-in"
+        )
     response_type = _single(values, "response_type")
     if response_type is None:
         raise RedirectError("invalid_request", "missing required parameter 'response_type'")

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.keys import sign
 from deputize.keys.chain import AttenuationError, Chain
-from deputize.server.errors import InvalidGrantError
+from deputize.server.delegation.permissions import Person, allow, profile_of
+from deputize.server.errors import InvalidAuthorizationDetailsError, InvalidGrantError
 from deputize.server.grants import TokenRequest
 from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
 from deputize.server.storage import consents, refresh, tokens, users
@@ -113,11 +114,13 @@ async def issue(
             raise InvalidGrantError(exc.description) from None
         if client.max_token_lifetime is not None:
             expires_at = min(expires_at, now + client.max_token_lifetime)
+    scopes, carried, policy = await _apply_policy(request, grant.sub, scopes)
     minted = await mint_access_token(
         request.store, ctx.keyring, issuer=settings.issuer, chain=chain,
         client_id=client.client_id, audience=list(audience), scopes=scopes, now=now,
         expires_at=expires_at, jkt=jkt, kind=DELEGATION if client.agent else USER,
-        parent_jti=grant.grant_jti, status=ctx.status_allocator,
+        parent_jti=grant.grant_jti, status=ctx.status_allocator, extra_claims=carried,
+        policy=policy,
     )  # fmt: skip
     response: dict[str, Any] = {
         "access_token": minted.token,
@@ -147,6 +150,28 @@ async def issue(
             ),
         )
     return response
+
+
+async def _apply_policy(
+    request: TokenRequest, sub: str, scopes: list[str]
+) -> tuple[list[str], dict[str, Any], str | None]:
+    """An agent signing a person in acts for them: the delegation policy cuts its scopes to
+    the person's roles and the agent's profile, silently (the person consented to them at
+    sign-in; the policy has the last word), and the token carries the roles for later hops.
+    ``authorization_details`` are taken at token exchange and client credentials only."""
+    if request.form.get("authorization_details") is not None:
+        raise InvalidAuthorizationDetailsError(
+            "authorization_details are taken at token exchange and client credentials only"
+        )
+    source, client = request.ctx.settings.policy, request.client
+    if source is None or not client.agent:
+        return scopes, {}, None
+    person = Person(sub, await request.store.roles(sub))
+    allowed = allow(
+        source.policy, person, [profile_of(client, client.client_id)], scopes=scopes,
+        explicit_scopes=False, requested_details=None, parent_details=None, task=None,
+    )  # fmt: skip
+    return allowed.scopes, {"roles": list(allowed.roles or ())}, allowed.policy
 
 
 def id_token(request: TokenRequest, grant: Grant) -> str:
