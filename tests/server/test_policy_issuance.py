@@ -333,3 +333,11 @@ def test_decide_without_a_policy(server_factory: ServerFactory) -> None:
     plain = _start(server_factory, policy=None)
     response = _decide(plain, claims="{}", action="read", resource="docs:/a")
     assert_error(response, 400, "invalid_request")
+
+
+def test_metadata_names_the_declared_types(live: LiveServer, server_factory: ServerFactory) -> None:
+    document = live.client.get("/.well-known/oauth-authorization-server").json()
+    assert document["authorization_details_types_supported"] == ["docs"]
+    plain = _start(server_factory, policy=None)
+    bare = plain.client.get("/.well-known/oauth-authorization-server").json()
+    assert "authorization_details_types_supported" not in bare

@@ -73,6 +73,10 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
     if settings.client_documents.enabled:
         # draft-ietf-oauth-client-id-metadata-document-00 §5: URL client_ids are fetched.
         metadata["client_id_metadata_document_supported"] = True
+    if settings.policy is not None and settings.policy.policy.types:
+        # RFC 9396 §10: the types token exchange and client credentials accept (read at start).
+        types = sorted(settings.policy.policy.types)
+        metadata["authorization_details_types_supported"] = types
     return metadata
 
 
