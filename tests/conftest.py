@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,13 @@ def server_factory(database_url: str) -> Iterator[ServerFactory]:
 def server(server_factory: ServerFactory) -> LiveServer:
     """A live server with the standard test clients (see ``support.standard_clients``)."""
     return server_factory.start()
+
+
+@pytest.fixture
+def browser(server: LiveServer) -> Iterator[Any]:
+    """A scripted browser (``signin_support.Browser``) on the module's ``server`` fixture."""
+    from signin_support import Browser
+
+    b = Browser(server)
+    yield b
+    b.close()

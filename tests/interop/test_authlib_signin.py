@@ -48,13 +48,6 @@ def server(server_factory: ServerFactory) -> LiveServer:
 
 
 @pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
-
-
-@pytest.fixture
 def client() -> Iterator[Any]:
     oauth = OAuth2Client(
         client_id=CLIENT_ID,

@@ -6,7 +6,6 @@ Each test speaks HTTP to a live server with a cookie-keeping client (``signin_su
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import httpx
@@ -35,13 +34,6 @@ from support import LiveServer, ServerFactory, assert_error
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 def assert_page(response: httpx.Response, status: int, text: str) -> None:

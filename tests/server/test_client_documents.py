@@ -67,13 +67,6 @@ def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
 
 
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
-
-
 def authorize_params(client_id: str, challenge: str | None = None) -> dict[str, str]:
     return auth_params(
         client_id, redirect_uri=REDIRECT, scope="openid profile", challenge=challenge

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,6 @@ STRICT_REDIRECT = "http://127.0.0.1:9/strict"
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 def push(

@@ -4,7 +4,6 @@ hops; ``authorization_details`` are refused at sign-in, never ignored."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,13 +39,6 @@ def server(server_factory: ServerFactory) -> LiveServer:
     changed = run_db(live, lambda conn: accounts.set_roles(conn, "alice", ("viewer",), 1, by="t"))
     assert changed == 0  # nothing was revoked: alice had no token yet
     return live
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 def test_an_agent_signing_a_person_in_gets_what_their_roles_allow(

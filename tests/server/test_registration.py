@@ -5,7 +5,6 @@ signing a person in through /authorize and /token with PKCE."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +61,6 @@ def server(server_factory: ServerFactory) -> LiveServer:
     return start(
         server_factory, registration={**OPEN, "allowed_scopes": ["docs:read"], "audiences": [DOCS]}
     )
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 def sign_in(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from delegation_support import claims_of, introspect
 from signin_support import Browser, sign_in_and_get_tokens, start
@@ -14,13 +12,6 @@ from support import LiveServer, ServerFactory
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 def test_sign_in_consent_and_tokens(server: LiveServer, browser: Browser) -> None:

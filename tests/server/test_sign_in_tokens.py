@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -44,13 +43,6 @@ from support import LiveServer, ServerFactory, assert_error
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 # --- refresh tokens -----------------------------------------------------------------------------

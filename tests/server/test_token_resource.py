@@ -4,7 +4,6 @@ resources, never wider; a refusal neither spends the code nor rotates the refres
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,13 +27,6 @@ from support import LiveServer, ServerFactory, assert_error
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
     return start(server_factory)
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    b = Browser(server)
-    yield b
-    b.close()
 
 
 def post_token(server: LiveServer, form: dict[str, Any]) -> httpx.Response:

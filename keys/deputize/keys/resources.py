@@ -157,13 +157,8 @@ def covers(parent: Resource, child: Resource, *, fold: bool = False) -> bool:
     may refuse an equivalent spelling (``*/**`` inside ``**/*``) but never admits a wider one.
     ``fold`` compares case-insensitively (deny rules).
     """
-    if parent.prefix != child.prefix:
-        return False
-    p, c = parent.segments, child.segments
-    if fold:
-        p = tuple(s.casefold() for s in p)
-        c = tuple(s.casefold() for s in c)
-    return _covers(p, c)
+    pair = _comparable(parent, child, fold)
+    return pair is not None and _covers(*pair)
 
 
 @lru_cache(maxsize=4096)
@@ -194,13 +189,19 @@ def matches(pattern: str, resource: str, *, fold: bool = False) -> bool:
 def overlaps(a: Resource, b: Resource, *, fold: bool = False) -> bool:
     """Whether some concrete resource is named by both ``a`` and ``b`` (exact for these
     patterns).  A token cannot carry a pattern that reaches into a denied or forbidden one."""
+    pair = _comparable(a, b, fold)
+    return pair is not None and _overlaps(*pair)
+
+
+def _comparable(
+    a: Resource, b: Resource, fold: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The two paths' segments, case-folded if asked; None when the prefixes differ."""
     if a.prefix != b.prefix:
-        return False
-    x, y = a.segments, b.segments
-    if fold:
-        x = tuple(s.casefold() for s in x)
-        y = tuple(s.casefold() for s in y)
-    return _overlaps(x, y)
+        return None
+    if not fold:
+        return a.segments, b.segments
+    return tuple(s.casefold() for s in a.segments), tuple(s.casefold() for s in b.segments)
 
 
 @lru_cache(maxsize=4096)

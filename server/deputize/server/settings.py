@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import yaml
-
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
 from deputize.server.configuration.client_documents import (
@@ -27,7 +25,7 @@ from deputize.server.configuration.client_documents import (
 from deputize.server.configuration.registration import RegistrationSettings, parse_registration
 from deputize.server.configuration.sections import ConfigError as ConfigError
 from deputize.server.configuration.sections import Section
-from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
+from deputize.server.configuration.yaml_keys import load_yaml
 from deputize.server.policy.document import PolicySource, read_policy, read_role_mapping
 
 AUTH_METHODS: Final = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -638,13 +636,5 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the configuration file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-        refuse_repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader))
-    except RepeatedKeyError as exc:
-        raise ConfigError(f"{file}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{file}: not valid YAML{where}") from None
+    data = load_yaml(text, str(file))
     return parse_settings(data, env=os.environ if env is None else env, source=str(file.resolve()))

@@ -187,15 +187,6 @@ def _agents(policy: Policy, q: Question, action: str, target: Resource) -> tuple
             return f"{where}.allow", f"{agent} is not allowed {action} on {target}"
         if profile.max_depth is not None and depth > profile.max_depth:
             return f"{where}.max_depth", f"{agent} may act at most {profile.max_depth} deep"
-        if depth > 1:
-            previous = q.chain[depth - 2]
-            if agent not in policy.profiles[previous].delegate_to:
-                return (
-                    f"profiles.{previous}.delegate_to",
-                    f"{previous} may not hand work to {agent}",
-                )
-            if previous not in profile.receive_from:
-                return f"{where}.receive_from", f"{agent} may not receive work from {previous}"
     return None
 
 

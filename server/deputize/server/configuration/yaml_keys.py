@@ -8,7 +8,11 @@ check walks the composed node tree, where each key still has its line.
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
+
+from deputize.server.configuration.sections import ConfigError
 
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -43,3 +47,18 @@ def _walk(node: yaml.Node | None, path: str, seen: set[int]) -> None:
                 raise RepeatedKeyError(f"{name}: given twice ({where})")
             lines[key.value] = line
             _walk(value, name, seen)
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """``text`` parsed (JSON is YAML too), refusing a key given twice; ``what`` starts every
+    message (``deputize.yaml``, ``policy: the policy file p.yaml``)."""
+    try:
+        document = yaml.safe_load(text)
+        refuse_repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+    except RepeatedKeyError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{what}: not valid YAML{where}") from None
+    return document

@@ -73,14 +73,8 @@ def _decode(text: str) -> str:
     return _unquote_short(text) if len(text) <= _SHORT else unquote(text, errors="strict")
 
 
-async def read_form(request: Request, *, max_bytes: int, repeatable: Collection[str] = ()) -> Form:
-    content_type = request.headers.get("content-type", "")
-    media_type, _, params = content_type.partition(";")
-    if media_type.strip().lower() != "application/x-www-form-urlencoded":
-        raise InvalidRequestError("content type must be application/x-www-form-urlencoded")
-    charset = params.strip().lower()
-    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
-        raise InvalidRequestError("the request body must be UTF-8")
+async def read_body(request: Request, *, max_bytes: int) -> bytearray:
+    """The request body, refused (413) past ``max_bytes`` whether declared or streamed."""
     declared = request.headers.get("content-length")
     # Another ASGI server may pass on a Content-Length httptools would refuse: "²" is a digit to
     # ``isdigit`` but not to ``int``, and ``int`` refuses more than 4,300 digits.
@@ -100,7 +94,18 @@ async def read_form(request: Request, *, max_bytes: int, repeatable: Collection[
         if len(body) > max_bytes:
             raise PayloadTooLargeError(f"request body larger than {max_bytes} bytes")
         if not message.get("more_body", False):
-            break
+            return body
+
+
+async def read_form(request: Request, *, max_bytes: int, repeatable: Collection[str] = ()) -> Form:
+    content_type = request.headers.get("content-type", "")
+    media_type, _, params = content_type.partition(";")
+    if media_type.strip().lower() != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("content type must be application/x-www-form-urlencoded")
+    charset = params.strip().lower()
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        raise InvalidRequestError("the request body must be UTF-8")
+    body = await read_body(request, max_bytes=max_bytes)
     try:
         pairs = _pairs(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any, NoReturn
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
-from deputize.server.errors import OAuthError, PayloadTooLargeError
+from deputize.server.errors import OAuthError
+from deputize.server.http.form import read_body
 
 
 def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -32,22 +33,7 @@ async def read_json(request: Request, *, max_bytes: int, error: type[OAuthError]
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise error("content type must be application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and not (
-        declared.isascii() and declared.isdigit() and len(declared) <= 19
-        and int(declared) <= max_bytes
-    ):  # fmt: skip
-        raise PayloadTooLargeError(f"request body larger than {max_bytes} bytes")
-    body = bytearray()
-    while True:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        body += message.get("body", b"")
-        if len(body) > max_bytes:
-            raise PayloadTooLargeError(f"request body larger than {max_bytes} bytes")
-        if not message.get("more_body", False):
-            break
+    body = await read_body(request, max_bytes=max_bytes)
     try:
         return json.loads(
             body.decode("utf-8"), object_pairs_hook=_no_repeats, parse_constant=_no_constant

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deputize.keys.policy import Policy, PolicyError, load_policy
 from deputize.server.configuration.sections import ConfigError, Section
-from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
+from deputize.server.configuration.yaml_keys import load_yaml
 
 #: A policy file larger than this is refused (it is read at every start and SIGHUP).
 MAX_POLICY_BYTES = 1024 * 1024
@@ -63,17 +61,9 @@ def _read_file(file: Path, key: str) -> Any:
         raise ConfigError(f"{key}: the policy file {file} is larger than {MAX_POLICY_BYTES} bytes")
     try:
         text = data.decode("utf-8")
-        document = yaml.safe_load(text)  # JSON is YAML too
-        refuse_repeated_keys(yaml.compose(text, Loader=yaml.SafeLoader))
     except UnicodeDecodeError:
         raise ConfigError(f"{key}: the policy file {file} is not UTF-8") from None
-    except RepeatedKeyError as exc:
-        raise ConfigError(f"{key}: {file}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{key}: the policy file {file} is not valid YAML{where}") from None
-    return document
+    return load_yaml(text, f"{key}: the policy file {file}")
 
 
 def read_role_mapping(issuer: Section) -> tuple[str | None, dict[str, tuple[str, ...]]]:
