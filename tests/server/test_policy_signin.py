@@ -70,3 +70,18 @@ def test_authorization_details_are_refused_at_sign_in(server: LiveServer, browse
     response = browser.authorize(params)
     assert response.status_code in (302, 303)
     assert "error=invalid_authorization_details" in response.headers["location"]
+
+
+def test_a_forbidden_permission_never_reaches_an_agent_at_sign_in(
+    server_factory: ServerFactory,
+) -> None:
+    rule = {"name": "no-writes-by-agents", "tier": "forbidden", "permissions": ["docs:write"]}
+    policy = {**POLICY, "tiers": {"rules": [rule]}}
+    live = start(server_factory, policy=policy)
+    run_db(live, lambda conn: accounts.set_roles(conn, "alice", ("editor",), 1, by="t"))
+    b = Browser(live)
+    try:
+        tokens = sign_in_and_get_tokens(live, b, client_id="agent-d", scope="docs:read docs:write")
+    finally:
+        b.close()
+    assert claims_of(tokens["access_token"])["scope"] == "docs:read"  # editor, but forbidden
