@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from deputize.keys import SigningKey
 from deputize.server.client_documents import ClientDocumentError, parse_document
 from deputize.server.client_documents.cache import DocumentCache, lifetime
 from deputize.server.client_documents.fetch import address_allowed, check_url, resolve
-from deputize.server.settings import ConfigError, parse_settings
+from deputize.server.registration.policy import binding_required
+from deputize.server.settings import ConfigError, Settings, parse_settings
 
 URL = "https://app.example.com/oauth/client.json"
 
@@ -126,7 +128,18 @@ def test_a_good_document_is_a_public_client_that_is_no_agent() -> None:
     assert client.token_endpoint_auth_method == "none" and not client.agent
     assert client.grant_types == ("authorization_code",) and client.scopes == ()
     assert client.redirect_uris == ("https://app.example.com/cb",)
-    assert client.name == "Example App" and client.dpop_bound_access_tokens
+    assert client.name == "Example App"
+    # Binding is the registration policy's to decide, as for self-registered public clients:
+    # required unless registration.allow_bearer_for_public_clients says otherwise.
+    assert not client.dpop_bound_access_tokens
+    strict = Settings(issuer="https://as.example.com")
+    assert binding_required(client, strict)
+    lenient = replace(
+        strict, registration=replace(strict.registration, allow_bearer_for_public_clients=True)
+    )
+    assert not binding_required(client, lenient)
+    bound = parse_document(_doc(URL, dpop_bound_access_tokens=True), URL)
+    assert binding_required(bound, lenient)
 
 
 def test_scope_in_a_document_grants_nothing() -> None:
