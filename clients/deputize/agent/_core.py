@@ -13,12 +13,11 @@ import base64
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import quote_plus, urlsplit
 
-import httpx
-
-from deputize.agent.auth import is_nonce_challenge, origin
+from deputize.agent._http import Response, origin
+from deputize.agent.auth import is_nonce_challenge
 from deputize.agent.errors import DiscoveryError, OAuthError
 from deputize.agent.token import Token, peek_claims
 from deputize.keys import SigningKey, create_proof, finite_number, sign
@@ -40,6 +39,15 @@ def metadata_url(issuer: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server" + (
         parts.path.rstrip("/")
     )
+
+
+class TokenRequest(NamedTuple):
+    """A POST to the token endpoint, sent with whichever client the agent holds
+    (``http.post(url, data=data, headers=headers)`` reads the same in httpx and httpx2)."""
+
+    url: str
+    data: dict[str, str | Sequence[str]]
+    headers: dict[str, str]
 
 
 class Core:
@@ -74,13 +82,13 @@ class Core:
 
     # --- discovery ----------------------------------------------------------------------------
 
-    def accept_metadata(self, response: httpx.Response) -> Mapping[str, Any]:
+    def accept_metadata(self, response: Response, url: str) -> Mapping[str, Any]:
         try:
             document = loads(response.content) if response.status_code == 200 else None
         except ValueError:
             document = None
         if not isinstance(document, dict):
-            raise DiscoveryError(f"no metadata at {response.request.url} ({response.status_code})")
+            raise DiscoveryError(f"no metadata at {url} ({response.status_code})")
         # RFC 8414 §3.3: the document must name exactly the issuer we asked.
         if document.get("issuer") != self.issuer:
             raise DiscoveryError("the metadata names another issuer")
@@ -99,7 +107,7 @@ class Core:
 
     def token_request(
         self, form: Mapping[str, str | Sequence[str]], *, ath: str | None
-    ) -> httpx.Request:
+    ) -> TokenRequest:
         """The POST to the token endpoint: fresh client assertion and fresh proof each time."""
         endpoint = self.token_endpoint
         data: dict[str, str | Sequence[str]] = dict(form)
@@ -122,24 +130,24 @@ class Core:
             # RFC 6749 §2.3.1: both parts are form-urlencoded before Base64.
             raw = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
             headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode("ascii")
-        nonce = self.nonces.get(origin(httpx.URL(endpoint)))
+        nonce = self.nonces.get(origin(endpoint))
         headers["DPoP"] = create_proof(
             self.dpop_key, "POST", endpoint, access_token=ath, nonce=nonce, now=now
         )
-        return httpx.Request("POST", endpoint, data=data, headers=headers)
+        return TokenRequest(endpoint, data, headers)
 
-    def token_response(self, response: httpx.Response, *, retried: bool) -> Token | None:
+    def token_response(self, response: Response, *, retried: bool) -> Token | None:
         """The token, or None to retry once with the nonce just learnt."""
         nonce = response.headers.get("dpop-nonce")
         if nonce:
-            self.nonces[origin(response.request.url)] = nonce
+            self.nonces[origin(self.token_endpoint)] = nonce
         if response.status_code == 200:
             return self._read_token(response)
         if is_nonce_challenge(response) and not retried:
             return None
         raise OAuthError.from_response(response)
 
-    def _read_token(self, response: httpx.Response) -> Token:
+    def _read_token(self, response: Response) -> Token:
         try:
             body = loads(response.content)
         except ValueError:

@@ -1,8 +1,10 @@
 """The agent's client for Deputize: get, exchange, hand off, redeem and use tokens.
 
-:class:`AgentClient` (blocking, ``httpx.Client``) and :class:`AsyncAgentClient`
-(``httpx.AsyncClient``) have the same methods; the async ones are coroutines.  Both share
-:mod:`deputize.agent._core`.
+:class:`AgentClient` (blocking) and :class:`AsyncAgentClient` (coroutines) have the same
+methods.  Both share :mod:`deputize.agent._core`.  Each talks to Deputize through ``http=``: an
+``httpx.Client`` / ``httpx.AsyncClient`` (made for you when not given), or an ``httpx2`` client
+— the library the MCP Python SDK uses — so an agent can share the SDK's client, its
+transport and its settings.  The client passed in is the caller's to close.
 
 Tokens from :meth:`~AgentClient.client_credentials` and :meth:`~AgentClient.exchange` are cached
 until ``refresh_margin`` seconds before they expire; asking again after that exchanges again
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 
 from deputize.agent._core import Core, SubjectToken, cache_key, metadata_url
+from deputize.agent._http import AsyncHTTP, SyncHTTP
 from deputize.agent.auth import DPoPAuth
 from deputize.agent.token import Token
 from deputize.keys import SigningKey
@@ -40,7 +43,7 @@ class AgentClient:
         client_secret: str | None = None,
         dpop_key: SigningKey | None = None,
         auth_method: str | None = None,
-        http: httpx.Client | None = None,
+        http: SyncHTTP | None = None,
         clock: Callable[[], float] = time.time,
         refresh_margin: float = 30,
     ) -> None:
@@ -50,7 +53,7 @@ class AgentClient:
             refresh_margin=refresh_margin,
         )  # fmt: skip
         self._owns_http = http is None
-        self.http = http or httpx.Client(timeout=30)
+        self.http: SyncHTTP = http or httpx.Client(timeout=30)
 
     @property
     def dpop_key(self) -> SigningKey:
@@ -73,14 +76,16 @@ class AgentClient:
     def discover(self) -> Mapping[str, Any]:
         """RFC 8414 metadata (fetched once)."""
         if self._core.metadata is None:
-            self._core.accept_metadata(self.http.get(metadata_url(self._core.issuer)))
+            url = metadata_url(self._core.issuer)
+            self._core.accept_metadata(self.http.get(url), url)
         assert self._core.metadata is not None
         return self._core.metadata
 
     def _token(self, form: Mapping[str, Any], *, ath: str | None) -> Token:
         self.discover()
         for retried in (False, True):
-            response = self.http.send(self._core.token_request(form, ath=ath))
+            url, data, headers = self._core.token_request(form, ath=ath)
+            response = self.http.post(url, data=data, headers=headers)
             token = self._core.token_response(response, retried=retried)
             if token is not None:
                 return token
@@ -138,7 +143,8 @@ class AgentClient:
         )
 
     def auth(self, token: SubjectToken | Callable[[], SubjectToken]) -> DPoPAuth:
-        """``httpx`` auth for resource servers: DPoP header + fresh proof (with ``ath``)."""
+        """``auth=`` for resource servers (an ``httpx`` or ``httpx2`` client): DPoP header +
+        fresh proof (with ``ath``)."""
         return DPoPAuth(
             self._core.dpop_key, token, nonces=self._core.nonces, clock=self._core.clock
         )
@@ -161,7 +167,7 @@ class AsyncAgentClient:
         client_secret: str | None = None,
         dpop_key: SigningKey | None = None,
         auth_method: str | None = None,
-        http: httpx.AsyncClient | None = None,
+        http: AsyncHTTP | None = None,
         clock: Callable[[], float] = time.time,
         refresh_margin: float = 30,
     ) -> None:
@@ -171,7 +177,7 @@ class AsyncAgentClient:
             refresh_margin=refresh_margin,
         )  # fmt: skip
         self._owns_http = http is None
-        self.http = http or httpx.AsyncClient(timeout=30)
+        self.http: AsyncHTTP = http or httpx.AsyncClient(timeout=30)
 
     @property
     def dpop_key(self) -> SigningKey:
@@ -193,14 +199,16 @@ class AsyncAgentClient:
 
     async def discover(self) -> Mapping[str, Any]:
         if self._core.metadata is None:
-            self._core.accept_metadata(await self.http.get(metadata_url(self._core.issuer)))
+            url = metadata_url(self._core.issuer)
+            self._core.accept_metadata(await self.http.get(url), url)
         assert self._core.metadata is not None
         return self._core.metadata
 
     async def _token(self, form: Mapping[str, Any], *, ath: str | None) -> Token:
         await self.discover()
         for retried in (False, True):
-            response = await self.http.send(self._core.token_request(form, ath=ath))
+            url, data, headers = self._core.token_request(form, ath=ath)
+            response = await self.http.post(url, data=data, headers=headers)
             token = self._core.token_response(response, retried=retried)
             if token is not None:
                 return token

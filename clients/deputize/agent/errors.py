@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-import httpx
-
+from deputize.agent._http import Response
 from deputize.keys._json import loads
 
 
@@ -35,7 +34,7 @@ class OAuthError(AgentError):
         self.status_code = status_code
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> OAuthError:
+    def from_response(cls, response: Response) -> OAuthError:
         try:
             body = loads(response.content)
         except ValueError:
@@ -116,7 +115,7 @@ class ResourceError(AgentError):
         self.status_code = status_code
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> ResourceError:
+    def from_response(cls, response: Response) -> ResourceError:
         """Read ``WWW-Authenticate`` (RFC 6750 §3); falls back to the status code."""
         params = dict(_PARAM.findall(response.headers.get("www-authenticate", "")))
         error = params.get("error") or (
@@ -125,7 +124,7 @@ class ResourceError(AgentError):
         return cls(error, params.get("error_description"), response.status_code)
 
 
-def raise_for_resource_error(response: httpx.Response) -> None:
+def raise_for_resource_error(response: Response) -> None:
     """Raise :class:`ResourceError` for a 401 or 403 from a resource server."""
     if response.status_code in (401, 403):
         raise ResourceError.from_response(response)

@@ -7,6 +7,8 @@
 - PKCE (RFC 7636 §4.6): SHA-256 of ``code_verifier`` must equal the ``code_challenge``.
 - A code bound with ``dpop_jkt`` is redeemed only with a DPoP proof by that key (RFC 9449 §10).
 - The consent it was issued under must still be live, and the user still enabled.
+- ``resource`` (RFC 8707 §2.2) may narrow the access token's audience to some of the
+  authorization request's resources, never widen it (:func:`narrow_audience`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from deputize.keys.compare import same_text
-from deputize.server.errors import InvalidGrantError, InvalidRequestError
+from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
 from deputize.server.grants.issuance import Grant, issue, start_grant, still_authorised
 from deputize.server.settings import AUTHORIZATION_CODE
 from deputize.server.storage import audit, codes, refresh
 from deputize.server.tokens.revocation import revoke as revoke_tokens
+from deputize.server.tokens.scopes import narrow_audience
 
 CODE_REUSED: Final = "code_reused"
 _VERIFIER: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
@@ -45,7 +48,8 @@ async def revoke_grant(request: TokenRequest, grant_jti: str, *, why: str) -> in
 
 class AuthorizationCodeGrant:
     grant_type: ClassVar[str] = AUTHORIZATION_CODE
-    repeatable: ClassVar[frozenset[str]] = frozenset()
+    #: RFC 8707 §2.2: ``resource`` may be sent again, to narrow the token's audience.
+    repeatable: ClassVar[frozenset[str]] = frozenset({"resource"})
     batched: ClassVar[bool] = False  # sessions, codes and refresh families: the ordinary path
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
@@ -53,8 +57,6 @@ class AuthorizationCodeGrant:
         code = form.require("code")
         verifier = form.require("code_verifier")
         redirect_uri = form.require("redirect_uri")
-        if "resource" in form:
-            raise InvalidRequestError("send resource in the authorization request")
         row = await codes.take(conn, code)
         if row is None or row.client_id != client.client_id:
             raise InvalidGrantError("the authorization code is invalid")
@@ -82,6 +84,8 @@ class AuthorizationCodeGrant:
         ):
             raise InvalidGrantError("the code is bound to another DPoP key (dpop_jkt)")
         await still_authorised(conn, row.consent_id, row.sub, now)
+        # Before the code is spent: a refusal commits, and a mistyped resource must not burn it.
+        audience = narrow_audience(form, row.resources, client, request.ctx.settings)
         grant_jti, family_expires_at = await start_grant(request, row.sub)
         if not await codes.mark_used(conn, code, now, grant_jti):
             raise InvalidGrantError("the authorization code was already used")
@@ -96,4 +100,4 @@ class AuthorizationCodeGrant:
             family_expires_at=family_expires_at,
             nonce=row.nonce,
         )
-        return await issue(request, grant, list(row.scopes), with_refresh=True)
+        return await issue(request, grant, list(row.scopes), audience, with_refresh=True)

@@ -86,8 +86,15 @@ async def start_grant(request: TokenRequest, sub: str) -> tuple[str, int]:
 
 
 async def issue(
-    request: TokenRequest, grant: Grant, scopes: Sequence[str], *, with_refresh: bool
+    request: TokenRequest,
+    grant: Grant,
+    scopes: Sequence[str],
+    audience: Sequence[str],
+    *,
+    with_refresh: bool,
 ) -> dict[str, Any]:
+    """The access token for ``audience`` (from :func:`narrow_audience`, decided by the grant
+    before it spends the code or rotates the refresh token), and ID and refresh tokens."""
     ctx, client, now = request.ctx, request.client, request.now
     settings = ctx.settings
     # Never to an agent, even if the code or refresh token predates the setting.
@@ -106,10 +113,9 @@ async def issue(
             raise InvalidGrantError(exc.description) from None
         if client.max_token_lifetime is not None:
             expires_at = min(expires_at, now + client.max_token_lifetime)
-    audience = list(grant.resources) or list(client.audiences) or [settings.issuer]
     minted = await mint_access_token(
         request.store, ctx.keyring, issuer=settings.issuer, chain=chain,
-        client_id=client.client_id, audience=audience, scopes=scopes, now=now,
+        client_id=client.client_id, audience=list(audience), scopes=scopes, now=now,
         expires_at=expires_at, jkt=jkt, kind=DELEGATION if client.agent else USER,
         parent_jti=grant.grant_jti, status=ctx.status_allocator,
     )  # fmt: skip

@@ -3,7 +3,8 @@
 Every use returns a new refresh token and retires the old one.  Presenting a retired token
 again means two parties hold it: the whole family is revoked, with every access token issued
 under it.  A public client's refresh token is bound to its DPoP key (RFC 9449 §5): the proof
-must be signed by that key.  Scope may only narrow (§6).  The consent behind it must be live.
+must be signed by that key.  Scope may only narrow (§6), and so may ``resource`` (RFC 8707
+§2.2): for the access token only, the refresh token keeps the grant's resources.  The consent behind it must be live.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from deputize.server.grants.authorization_code import revoke_grant
 from deputize.server.grants.issuance import Grant, issue, still_authorised
 from deputize.server.settings import REFRESH_TOKEN
 from deputize.server.storage import audit, refresh, tokens
-from deputize.server.tokens.scopes import parse_scope
+from deputize.server.tokens.scopes import narrow_audience, parse_scope
 
 REFRESH_REUSED: Final = "refresh_reused"
 
 
 class RefreshTokenGrant:
     grant_type: ClassVar[str] = REFRESH_TOKEN
-    repeatable: ClassVar[frozenset[str]] = frozenset()
+    #: RFC 8707 §2.2: ``resource`` narrows this access token only; the refresh token keeps all.
+    repeatable: ClassVar[frozenset[str]] = frozenset({"resource"})
     batched: ClassVar[bool] = False  # sessions, codes and refresh families: the ordinary path
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
@@ -62,6 +64,8 @@ class RefreshTokenGrant:
         wider = [s for s in scopes if s not in row.scopes or s not in consent.scopes]
         if wider:
             raise InvalidScopeError("scope exceeds the original grant: " + " ".join(wider))
+        # Before rotation: a refusal commits, and must not cost the client its refresh token.
+        audience = narrow_audience(form, row.resources, client, request.ctx.settings)
         if not await refresh.rotate(conn, presented, now):
             raise InvalidGrantError("the refresh token was already used")
         grant = Grant(
@@ -74,4 +78,4 @@ class RefreshTokenGrant:
             family=row.family,
             family_expires_at=row.family_expires_at,
         )
-        return await issue(request, grant, scopes, with_refresh=True)
+        return await issue(request, grant, scopes, audience, with_refresh=True)

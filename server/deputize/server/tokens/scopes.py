@@ -41,18 +41,47 @@ def select_scopes(requested: list[str] | None, allowed: Sequence[str]) -> list[s
     return requested
 
 
+def _check_resource(resource: str) -> None:
+    """RFC 8707 §2: "Its value MUST be an absolute URI ... MUST NOT include a fragment"."""
+    try:
+        parts = urlsplit(resource)
+    except ValueError:  # e.g. an unclosed IPv6 literal
+        raise InvalidTargetError("resource is not a valid URI") from None
+    if not parts.scheme or parts.fragment or "#" in resource:
+        raise InvalidTargetError("resource must be an absolute URI without a fragment")
+
+
 def select_audience(form: Form, allowed: Sequence[str], default: str) -> list[str]:
     """RFC 8707 §2: each ``resource`` is an absolute URI without fragment, and must be allowed."""
     requested = form.get_all("resource")
     if not requested:
         return list(allowed) if allowed else [default]
     for resource in requested:
-        try:
-            parts = urlsplit(resource)
-        except ValueError:  # e.g. an unclosed IPv6 literal
-            raise InvalidTargetError("resource is not a valid URI") from None
-        if not parts.scheme or parts.fragment or "#" in resource:
-            raise InvalidTargetError("resource must be an absolute URI without a fragment")
+        _check_resource(resource)
         if resource not in allowed:
             raise InvalidTargetError("resource not allowed for this client")
+    return list(dict.fromkeys(requested))
+
+
+def narrow_audience(
+    form: Form, granted: Sequence[str], client: ClientConfig, settings: Settings
+) -> list[str]:
+    """The ``aud`` of an access token issued from a sign-in (authorization code or refresh).
+
+    ``granted`` holds the ``resource`` values of the authorization request, stored with the code
+    and the refresh token.  With no ``resource`` at the token request the token is for all of
+    them (or, when the authorization request named none, the client's audiences, else the
+    issuer).  RFC 8707 §2.2: the token request may name ``resource`` values again, to get a
+    token for fewer of them; each must be among those the grant allowed (the same fallback
+    when it named none), else ``invalid_target``.  Never wider than the sign-in: the refresh
+    token keeps the grant's resources whatever one access token is narrowed to.
+    """
+    allowed = list(granted) or list(client.audiences) or [settings.issuer]
+    requested = form.get_all("resource")
+    if not requested:
+        return allowed
+    for resource in requested:
+        _check_resource(resource)
+        if resource not in allowed:
+            raise InvalidTargetError("resource was not in the authorization request")
     return list(dict.fromkeys(requested))
