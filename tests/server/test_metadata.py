@@ -82,12 +82,14 @@ def test_metadata_advertises_exactly_what_is_implemented(server: LiveServer) -> 
     assert document["request_uri_parameter_supported"] is False
     assert {"openid", "profile", "email"} <= set(document["scopes_supported"])
     assert "registration_endpoint" not in document
-    assert "pushed_authorization_request_endpoint" not in document
+    # RFC 9126 §5: PAR, optional unless sign_in.require_pushed_authorization_requests is set.
+    assert document["pushed_authorization_request_endpoint"] == server.url + "/par"
+    assert document["require_pushed_authorization_requests"] is False
     assert document["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
-        "none",  # public clients, at the token endpoint only, with PKCE and DPoP
+        "none",  # public clients, at the token and PAR endpoints only, with PKCE and DPoP
     ]
     for method_list in (
         "introspection_endpoint_auth_methods_supported",

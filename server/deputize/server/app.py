@@ -28,6 +28,7 @@ from deputize.server.endpoints.introspect import introspect
 from deputize.server.endpoints.jwks import jwks
 from deputize.server.endpoints.login import login, logout
 from deputize.server.endpoints.metadata import build_metadata, encode, metadata
+from deputize.server.endpoints.par import par
 from deputize.server.endpoints.revoke import revoke
 from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
@@ -38,7 +39,16 @@ from deputize.server.http.cors import CORS, public_client_origins
 from deputize.server.http.responses import error_response, json_response
 from deputize.server.keyring import Keyring
 from deputize.server.settings import Settings
-from deputize.server.storage import codes, refresh, replay, secrets, sessions, tokens, users
+from deputize.server.storage import (
+    codes,
+    pushed_requests,
+    refresh,
+    replay,
+    secrets,
+    sessions,
+    tokens,
+    users,
+)
 from deputize.server.storage.database import Database
 from deputize.server.storage.outage import DRIVER_ERRORS, Timeouts, unavailable_cause
 from deputize.server.tokens.status_list import PATH as STATUS_LIST_PATH
@@ -63,6 +73,7 @@ async def _maintenance(ctx: ServerContext) -> None:
                 await tokens.purge_expired(conn, now - _LEDGER_RETENTION)
                 await sessions.purge(conn, now)
                 await codes.purge(conn, now - _LEDGER_RETENTION)
+                await pushed_requests.purge(conn, now)
                 await refresh.purge(conn, now - _LEDGER_RETENTION)
                 await users.purge_throttle(conn, now - 86_400)
         except Exception as exc:  # keep serving with the last good state; say so in the log
@@ -222,6 +233,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/jwks", jwks, methods=["GET"]),
         Route("/introspect", introspect, methods=["POST"]),
         Route("/revoke", revoke, methods=["POST"]),
+        Route("/par", par, methods=["POST"]),  # RFC 9126
         Route(STATUS_LIST_PATH + "{number:int}", status_list, methods=["GET"]),
         # People: sign-in, consent, account, OpenID Connect.
         Route("/authorize", authorize, methods=["GET", "POST"]),

@@ -63,6 +63,8 @@ class ClientConfig:
     """Deepest chain this client may extend (None: the global ``delegation.max_depth``)."""
     max_token_lifetime: int | None = None
     """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
+    require_pushed_authorization_requests: bool = False
+    """RFC 9126 §6: this client's authorization requests must come through ``/par``."""
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -83,6 +85,7 @@ class ClientConfig:
             "can_introspect": self.can_introspect,
             "max_delegation_depth": self.max_delegation_depth,
             "max_token_lifetime": self.max_token_lifetime,
+            "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
         }
 
 
@@ -142,6 +145,10 @@ class Settings:
     max_failed_sign_ins: int = 5
     sign_in_lockout: int = 900
     code_lifetime: int = 60
+    require_pushed_authorization_requests: bool = False
+    """RFC 9126 §5: every authorization request must come through ``/par``."""
+    pushed_request_lifetime: int = 60
+    """RFC 9126 §2.2 ``expires_in``: seconds a pushed request's ``request_uri`` stays usable."""
     consent_lifetime: int = 90 * 86_400
     id_token_lifetime: int = 300
     refresh_token_lifetime: int = 86_400
@@ -151,6 +158,11 @@ class Settings:
     @property
     def token_endpoint(self) -> str:
         return self.issuer + "/token"
+
+    @property
+    def par_endpoint(self) -> str:
+        """RFC 9126 §5 ``pushed_authorization_request_endpoint``."""
+        return self.issuer + "/par"
 
     def endpoint(self, path: str) -> str:
         return self.issuer + path
@@ -340,6 +352,9 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         can_introspect=s.boolean("can_introspect", False),
         max_delegation_depth=_optional_int(s, "max_delegation_depth", low=0, high=16),
         max_token_lifetime=_optional_int(s, "max_token_lifetime", low=10, high=86_400),
+        require_pushed_authorization_requests=s.boolean(
+            "require_pushed_authorization_requests", False
+        ),
     )
     s.done()
     return client
@@ -471,6 +486,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     lockout = sign_in.integer("lockout", 900, low=10, high=86_400)
     code_lifetime = sign_in.integer("code_lifetime", 60, low=10, high=600)
     consent_lifetime = sign_in.integer("consent_lifetime", 90 * 86_400, low=60, high=3 * 31_536_000)
+    require_par = sign_in.boolean("require_pushed_authorization_requests", False)
+    pushed_lifetime = sign_in.integer("pushed_request_lifetime", 60, low=5, high=600)
     sign_in.done()
 
     dpop = top.section("dpop")
@@ -556,6 +573,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         max_failed_sign_ins=max_failed,
         sign_in_lockout=lockout,
         code_lifetime=code_lifetime,
+        require_pushed_authorization_requests=require_par,
+        pushed_request_lifetime=pushed_lifetime,
         consent_lifetime=consent_lifetime,
         id_token_lifetime=id_token_lifetime,
         refresh_token_lifetime=refresh_lifetime,

@@ -98,6 +98,7 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
         "redirect_uris": args.redirect_uri or [],
         "post_logout_redirect_uris": args.post_logout_redirect_uri or [],
         "delegate_agents": args.delegate_agent or [],
+        "require_pushed_authorization_requests": args.require_par,
     }
     if args.auth_method == "private_key_jwt":
         if not args.jwks_file and not args.jwks_uri:
@@ -277,6 +278,11 @@ def add_parsers(commands: Any) -> None:
     )
     add.add_argument(
         "--can-introspect", action="store_true", help="may introspect any token (resource server)"
+    )
+    add.add_argument(
+        "--require-par",
+        action="store_true",
+        help="sign-in requests only through /par (RFC 9126 require_pushed_authorization_requests)",
     )
     add.set_defaults(func=cmd_clients_add)
     list_ = client_commands.add_parser(

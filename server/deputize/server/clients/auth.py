@@ -107,9 +107,13 @@ async def _public_client(
     ctx: ServerContext, store: RequestStore, form: Form, *, endpoint: str
 ) -> ClientConfig:
     """RFC 6749 §2.1 / §3.2.1: a public client identifies itself with ``client_id`` only, and
-    only at the token endpoint (its grants need PKCE and DPoP: see the grants)."""
+    only at the token endpoint (its grants need PKCE and DPoP: see the grants) and, as RFC 9126
+    §2 has it, at the pushed authorization request endpoint."""
     client_id = form.get("client_id")
-    if client_id is None or endpoint != ctx.settings.token_endpoint:
+    if client_id is None or endpoint not in (
+        ctx.settings.token_endpoint,
+        ctx.settings.par_endpoint,
+    ):
         raise InvalidClientError("client authentication required")
     client = await find_client(ctx, store, client_id)
     if client is None or client.token_endpoint_auth_method != PUBLIC_CLIENT:

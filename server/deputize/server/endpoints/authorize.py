@@ -8,6 +8,9 @@ Checks, in order:
    ``response_type=code`` only; PKCE with S256 required (RFC 7636, RFC 9700 §2.1.1); scopes the
    client may have, plus ``openid profile email``; RFC 8707 ``resource`` among its audiences;
    ``dpop_jkt`` (RFC 9449 §10) well-formed; ``prompt`` (OpenID Connect Core §3.1.2.1).
+   The same checks run on a pushed request at ``/par`` (RFC 9126 §2.1: :func:`start_request`
+   and :func:`validate`); ``/authorize`` then takes only ``client_id`` and ``request_uri``
+   (§4), and refuses any other request when PAR is required (§5).
 3. A browser session, else the sign-in page (``prompt=none``: ``login_required``).
 4. A live consent covering the scopes and agents, else the consent page
    (``prompt=none``: ``consent_required``; ``prompt=consent`` always asks).
@@ -36,7 +39,7 @@ from deputize.server.errors import OAuthError
 from deputize.server.http.form import Form
 from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.settings import AUTHORIZATION_CODE, ClientConfig
-from deputize.server.storage import audit, codes, consents, sessions
+from deputize.server.storage import audit, codes, consents, pushed_requests, sessions
 from deputize.server.storage.request_store import SqlStore
 from deputize.server.tokens.scope_words import OIDC_SCOPES, describe_all
 from deputize.server.tokens.scopes import parse_scope, select_audience
@@ -44,6 +47,9 @@ from deputize.server.tokens.scopes import parse_scope, select_audience
 CONSENT_DENIED: Final = "consent_denied"
 _B64_256: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # a base64url SHA-256 (PKCE S256, jkt)
 _PROMPTS: Final = frozenset({"none", "login", "consent"})
+#: Seconds a pushed request is held, under a new single-use request_uri, while the person signs
+#: in or answers the consent page (the pushed lifetime is meant for a redirect, not for typing).
+CONTINUATION_LIFETIME: Final = 600
 #: Parameters carried through sign-in and the consent form.
 FORWARDED: Final = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
@@ -73,6 +79,8 @@ class AuthorizationRequest:
     dpop_jkt: str | None = None
     max_age: int | None = None
     params: list[tuple[str, str]] = field(default_factory=list)
+    pushed: bool = False
+    """Whether the request came through ``/par`` (RFC 9126), so stays in the back channel."""
 
 
 def _single(values: dict[str, list[str]], name: str) -> str | None:
@@ -102,6 +110,12 @@ async def identify(
             "Sign-in request refused",
             "The app that sent you here is not registered to sign users in here.",
         )
+    return start_request(client, values)
+
+
+def start_request(client: ClientConfig, values: dict[str, list[str]]) -> AuthorizationRequest:
+    """Step 1 for a known client (named at ``/authorize``, authenticated at ``/par``): the
+    redirect URI must be one it registered, compared as exact strings."""
     redirect_uri = values.get("redirect_uri", [None])[0]
     if redirect_uri is None or redirect_uri not in client.redirect_uris:
         raise PageError(
@@ -120,6 +134,12 @@ def validate(
 ) -> None:
     """Step 2: the rest is the client's to hear about, at its redirect URI."""
     client = request.client
+    if not request.pushed and (
+        ctx.settings.require_pushed_authorization_requests
+        or client.require_pushed_authorization_requests
+    ):
+        # RFC 9126 §5 / §6: this server or this client takes authorization requests only by PAR.
+        raise RedirectError("invalid_request", "push the authorization request to /par first")
     _single(values, "state")
     if "request" in values:
         raise RedirectError("request_not_supported", "request objects are not supported")
@@ -242,13 +262,64 @@ async def _issue_code(
     return respond(ctx.settings.issuer, request, code=code)
 
 
-def _sign_in_again(ctx: ServerContext, request: AuthorizationRequest) -> Response:
+async def _carried(
+    ctx: ServerContext,
+    conn: AsyncConnection,
+    request: AuthorizationRequest,
+    params: list[tuple[str, str]],
+    now: int,
+) -> list[tuple[str, str]]:
+    """What the sign-in page or the consent form sends back to ``/authorize``.  A pushed
+    request stays out of the front channel (RFC 9126 §1): it is held again under a fresh
+    single-use ``request_uri``, so every hop is PAR too (and passes a PAR requirement)."""
+    if not request.pushed:
+        return params
+    request_uri = pushed_requests.new_request_uri()
+    client_id = request.client.client_id
+    await pushed_requests.store(
+        conn, request_uri, client_id=client_id, params=params,
+        expires_at=now + CONTINUATION_LIFETIME,
+    )  # fmt: skip
+    return [("client_id", client_id), ("request_uri", request_uri)]
+
+
+async def _pushed_values(
+    conn: AsyncConnection, values: dict[str, list[str]], now: int
+) -> tuple[dict[str, list[str]], bool]:
+    """RFC 9126 §4: with ``request_uri``, the request is the one the client pushed (any other
+    parameter but ``client_id`` is ignored), once, before it expires, and only for the client
+    that pushed it.  Otherwise there is no redirect URI to trust: the error is a page.  Any
+    other ``request_uri`` (a request object by reference, RFC 9101) is not supported:
+    :func:`validate` says so at the redirect URI."""
+    if not any(v.startswith(pushed_requests.URN_PREFIX) for v in values.get("request_uri", [])):
+        return values, False
+    found = values["request_uri"]
+    client_id = values.get("client_id", [])
+    if len(found) > 1 or len(client_id) != 1:
+        raise PageError(
+            "Sign-in request refused", "The app must send one request_uri and its client_id."
+        )
+    pushed = await pushed_requests.take(conn, found[0], client_id[0], now)
+    if pushed is None:  # invalid_request_uri (RFC 9101 §6.2)
+        raise PageError(
+            "Sign-in request expired",
+            "This sign-in request has expired or was already used. Start again from the app.",
+        )
+    expanded: dict[str, list[str]] = {}
+    for name, value in pushed:
+        expanded.setdefault(name, []).append(value)
+    return expanded, True
+
+
+async def _sign_in_again(
+    ctx: ServerContext, conn: AsyncConnection, request: AuthorizationRequest, now: int
+) -> Response:
     params = [
         (name, " ".join(sorted(request.prompt - {"login"})) if name == "prompt" else value)
         for name, value in request.params
     ]
     params = [(n, v) for n, v in params if v]
-    next_ = "authorize?" + urlencode(params)
+    next_ = "authorize?" + urlencode(await _carried(ctx, conn, request, params, now))
     return redirect(ctx.settings.endpoint("/login") + "?" + urlencode({"next": next_}), status=302)
 
 
@@ -258,7 +329,7 @@ async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> R
     form: Form | None = None
     if request.method == "POST":
         form = await page_form(request, ctx, browser)
-        items = [(n, v) for n in FORWARDED for v in form.get_all(n)]
+        items = [(n, v) for n in (*FORWARDED, "request_uri") for v in form.get_all(n)]
     else:
         items = list(request.query_params.multi_items())
     values: dict[str, list[str]] = {}
@@ -268,7 +339,9 @@ async def authorize(request: Request, ctx: ServerContext, browser: Browser) -> R
         if value:  # RFC 6749 §3.1: parameters sent without a value are treated as omitted
             values.setdefault(name, []).append(value)
     async with ctx.db.begin() as conn:
+        values, pushed = await _pushed_values(conn, values, now)
         auth = await identify(ctx, conn, values)
+        auth.pushed = pushed
         try:
             validate(ctx, auth, values)
             return await _decide(request, ctx, browser, conn, auth, form, now)
@@ -297,7 +370,7 @@ async def _decide(
     if found is None or "login" in auth.prompt or stale:
         if "none" in auth.prompt:
             raise RedirectError("login_required", "the user is not signed in")
-        return _sign_in_again(ctx, auth)
+        return await _sign_in_again(ctx, conn, auth, now)
     session, user = found
     agents = await agents_to_authorise(ctx, conn, client)
     agent_ids = [a.client_id for a in agents]
@@ -345,6 +418,8 @@ async def _decide(
     if "none" in auth.prompt:
         raise RedirectError("consent_required", "the user has not consented to this request")
     forbidden = set(settings.forbidden_agent_scopes)
+    shown = [(n, v) for n, v in auth.params if not (n == "prompt" and v == "consent")]
+    carried = await _carried(ctx, conn, auth, shown, now)
     return render(
         "consent.html",
         settings,
@@ -370,5 +445,5 @@ async def _decide(
         expires_at=now + settings.consent_lifetime,
         redirect_host=urlsplit(auth.redirect_uri).netloc or auth.redirect_uri.split(":")[0],
         action=settings.endpoint("/authorize"),
-        params=[(n, v) for n, v in auth.params if not (n == "prompt" and v == "consent")],
+        params=carried,
     )

@@ -1,8 +1,8 @@
 """Authorization server metadata (RFC 8414 §2), also served at the OpenID discovery path.
 
 Only what is implemented is advertised: the code flow with PKCE S256 and RFC 9207 ``iss``,
-public clients (``none``) at the token endpoint only, OpenID Connect ID tokens, UserInfo and
-RP-Initiated Logout.
+public clients (``none``) at the token and PAR endpoints only, pushed authorization requests
+(RFC 9126), OpenID Connect ID tokens, UserInfo and RP-Initiated Logout.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
+        # RFC 9126 §5: pushed authorization requests, and whether /authorize takes nothing else.
+        "pushed_authorization_request_endpoint": settings.par_endpoint,
+        "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
     }
     metadata["scopes_supported"] = scopes
     return metadata

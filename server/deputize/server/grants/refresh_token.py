@@ -4,7 +4,8 @@ Every use returns a new refresh token and retires the old one.  Presenting a ret
 again means two parties hold it: the whole family is revoked, with every access token issued
 under it.  A public client's refresh token is bound to its DPoP key (RFC 9449 §5): the proof
 must be signed by that key.  Scope may only narrow (§6), and so may ``resource`` (RFC 8707
-§2.2): for the access token only, the refresh token keeps the grant's resources.  The consent behind it must be live.
+§2.2): for the access token only, the refresh token keeps the grant's resources.  The consent
+behind it must be live.
 """
 
 from __future__ import annotations

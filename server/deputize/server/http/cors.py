@@ -1,11 +1,11 @@
 """CORS for browser-based public clients (single-page apps), on the endpoints they call.
 
 A page at one of the origins a public client (``token_endpoint_auth_method: none``) registered
-as a ``redirect_uris`` origin may call the token, revocation and UserInfo endpoints from script;
-discovery and the JWKS are public documents, readable from any origin.  Credentials (cookies)
-are never allowed cross-origin, so no browser session can be used this way; the sign-in pages
-themselves get no CORS headers at all.  Runtime-registered clients are not covered (the list is
-built from the configuration at start).
+as a ``redirect_uris`` origin may call the token, PAR, revocation and UserInfo endpoints from
+script; discovery and the JWKS are public documents, readable from any origin.  Credentials
+(cookies) are never allowed cross-origin, so no browser session can be used this way; the sign-in
+pages themselves get no CORS headers at all.  Runtime-registered clients are not covered (the
+list is built from the configuration at start).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from deputize.server.settings import PUBLIC_CLIENT, ClientConfig
 _PUBLIC_DOCUMENTS: Final = frozenset(
     {"/jwks", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}
 )
-_CLIENT_ENDPOINTS: Final = frozenset({"/token", "/revoke", "/userinfo"})
+_CLIENT_ENDPOINTS: Final = frozenset({"/token", "/par", "/revoke", "/userinfo"})
 _ALLOW_HEADERS: Final = "Authorization, Content-Type, DPoP"
 _EXPOSE_HEADERS: Final = "DPoP-Nonce, WWW-Authenticate"
 

@@ -225,6 +225,18 @@ authorization_codes = Table(
     Index("ix_authorization_codes_expires_at", "expires_at"),
 )
 
+#: Pushed authorization requests (RFC 9126, migration 0008): the ``request_uri``'s SHA-256,
+#: the pushing client, the request's parameters (JSON pairs), seconds-long and single use.
+pushed_requests = Table(
+    "pushed_requests",
+    metadata,
+    Column("request_hash", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_pushed_requests_expires_at", "expires_at"),
+)
+
 #: Refresh tokens, stored as SHA-256.  A family is every token rotated from one sign-in; its
 #: ``grant_jti`` is the ledger row all of the family's access tokens hang under.
 refresh_tokens = Table(
