@@ -8,7 +8,10 @@
         return {"user": principal.user, "actor": principal.actor}
 
 A refusal is an ``HTTPException`` with the RFC 6750 / RFC 9449 challenge in its headers and
-``{"error", "error_description"}`` as its detail.
+``{"error", "error_description"}`` as its detail; its ``resource_metadata`` names the RFC 9728
+document for ``resource`` (default ``base_url``), served by
+:func:`deputize.verifier.starlette.metadata_route` (``app.router.routes.append(...)``), which
+needs no token: FastAPI dependencies apply only to the routes that declare them.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from collections.abc import Awaitable, Callable
 from fastapi import HTTPException, Request
 
 from deputize.verifier.errors import VerificationError
-from deputize.verifier.metadata import metadata_url
 from deputize.verifier.principal import Principal
-from deputize.verifier.starlette import public_url
+from deputize.verifier.starlette import error_headers, public_url
 from deputize.verifier.verifier import Verifier
 
 
 class DeputizeAuth:
-    def __init__(self, verifier: Verifier, *, base_url: str) -> None:
+    def __init__(self, verifier: Verifier, *, base_url: str, resource: str | None = None) -> None:
         self.verifier = verifier
         self.base_url = base_url
+        self.resource = resource or base_url
 
     def requires(self, *scopes: str) -> Callable[[Request], Awaitable[Principal]]:
         """A dependency that verifies the request and needs ``scopes``; returns the principal."""
@@ -42,11 +45,7 @@ class DeputizeAuth:
                     scopes=scopes,
                 )
             except VerificationError as exc:
-                headers = exc.headers(algorithms=self.verifier.dpop_algorithms)
-                headers["WWW-Authenticate"] += (
-                    f', resource_metadata="{metadata_url(self.base_url)}"'
-                )
-                headers["Cache-Control"] = "no-store"
+                headers = error_headers(exc, self.verifier, self.resource)
                 raise HTTPException(
                     status_code=exc.status_code,
                     detail={"error": exc.error, "error_description": exc.description},

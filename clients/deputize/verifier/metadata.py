@@ -16,11 +16,15 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
 def metadata_path(resource: str) -> str:
-    """RFC 9728 §3.1: the well-known segment goes between the host and the resource's path."""
+    """RFC 9728 §3.1: the well-known segment goes between the host and the resource's path:
+    ``https://host/mcp`` → ``/.well-known/oauth-protected-resource/mcp``, ``https://host`` →
+    ``/.well-known/oauth-protected-resource``.  (A trailing slash is not part of the path.)"""
     return WELL_KNOWN + urlsplit(resource).path.rstrip("/")
 
 
 def metadata_url(resource: str) -> str:
+    """The URL a challenge's ``resource_metadata`` names (RFC 9728 §5.1): where
+    :func:`metadata_path` serves the document, on the resource's own origin."""
     parts = urlsplit(resource)
     return f"{parts.scheme}://{parts.netloc}{metadata_path(resource)}"
 
@@ -32,14 +36,17 @@ def protected_resource_metadata(
     scopes_supported: Sequence[str] = (),
     resource_name: str | None = None,
     resource_documentation: str | None = None,
+    dpop_bound_access_tokens_required: bool = True,
 ) -> dict[str, Any]:
-    """RFC 9728 §2: only what this verifier enforces — DPoP-bound tokens in the header."""
+    """RFC 9728 §2: only what this verifier enforces — tokens in the header, DPoP-bound unless
+    the resource accepts bearer tokens too (``Verifier(allow_bearer=True)``: then pass
+    ``dpop_bound_access_tokens_required=False``)."""
     document: dict[str, Any] = {
         "resource": resource,
         "authorization_servers": list(authorization_servers),
         "bearer_methods_supported": ["header"],
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
-        "dpop_bound_access_tokens_required": True,
+        "dpop_bound_access_tokens_required": dpop_bound_access_tokens_required,
     }
     if scopes_supported:
         document["scopes_supported"] = list(scopes_supported)

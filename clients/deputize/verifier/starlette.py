@@ -11,6 +11,12 @@ decorator, and the RFC 9728 metadata endpoint.  Imports Starlette; the core does
     app = Starlette(routes=routes, middleware=middleware)
 
 The middleware puts the :class:`~deputize.verifier.Principal` in ``request.state.principal``.
+
+RFC 9728 is path-aware: for a resource ``https://host/mcp`` the metadata document lives at
+``/.well-known/oauth-protected-resource/mcp`` (§3.1), every challenge's ``resource_metadata``
+names exactly that URL (§5.1), and the middleware lets ``GET`` of that one path through without
+a token (the document is public by design).  Pass ``resource=`` when the resource identifier is
+not ``base_url`` (``base_url="https://host", resource="https://host/mcp"``).
 """
 
 from __future__ import annotations
@@ -37,12 +43,21 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _VERIFIER = "deputize.verifier"
 
 
-def error_response(exc: VerificationError, verifier: Verifier, base_url: str) -> Response:
-    """RFC 6750 §3 / RFC 9449 §7.1: the status, the challenge and a small JSON body."""
-    headers = exc.headers(algorithms=verifier.dpop_algorithms)
-    # RFC 9728 §5.1: point the client at our metadata.
-    headers["WWW-Authenticate"] += f', resource_metadata="{metadata_url(base_url)}"'
+def error_headers(exc: VerificationError, verifier: Verifier, resource: str) -> dict[str, str]:
+    """The refusal's headers: the RFC 6750 §3 / RFC 9449 §7.1 challenge (``Bearer`` too when
+    the verifier accepts bearer tokens), pointing at ``resource``'s metadata (RFC 9728 §5.1)."""
+    headers = exc.headers(algorithms=verifier.dpop_algorithms, bearer=verifier.allow_bearer)
+    headers["WWW-Authenticate"] += f', resource_metadata="{metadata_url(resource)}"'
     headers["Cache-Control"] = "no-store"
+    return headers
+
+
+def error_response(exc: VerificationError, verifier: Verifier, resource: str) -> Response:
+    """RFC 6750 §3 / RFC 9449 §7.1: the status, the challenge and a small JSON body.
+
+    ``resource`` is the resource identifier whose metadata the challenge names (RFC 9728 §5.1).
+    """
+    headers = error_headers(exc, verifier, resource)
     body: dict[str, str] = {"error": exc.error, "error_description": exc.description}
     return Response(
         json.dumps(body), status_code=exc.status_code, media_type="application/json",
@@ -72,9 +87,11 @@ def public_url(base_url: str, scope: Scope) -> str:
 
 
 class DeputizeMiddleware:
-    """Verify every HTTP request except ``exempt`` paths (the metadata document by default).
+    """Verify every HTTP request except ``exempt`` paths (by default ``GET``/``HEAD`` of the
+    metadata document's path for ``resource``, and nothing else: exact match, no prefix).
 
-    ``base_url`` is this resource's public origin (and path prefix), as clients address it.
+    ``base_url`` is this resource's public origin (and path prefix), as clients address it;
+    ``resource`` is its RFC 9728 resource identifier (default ``base_url``).
     """
 
     def __init__(
@@ -85,15 +102,25 @@ class DeputizeMiddleware:
         base_url: str,
         scopes: Collection[str] = (),
         exempt: Collection[str] | None = None,
+        resource: str | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.base_url = base_url
+        self.resource = resource or base_url
         self.scopes = tuple(scopes)
-        self.exempt = frozenset(exempt if exempt is not None else {metadata_path(base_url)})
+        self.metadata_path = metadata_path(self.resource)
+        self.exempt = frozenset(exempt) if exempt is not None else frozenset()
+
+    def _is_exempt(self, scope: Scope) -> bool:
+        path = scope["path"]
+        if path in self.exempt:
+            return True
+        # RFC 9728 §3: the metadata is public; only reading it needs no token.
+        return path == self.metadata_path and scope["method"] in ("GET", "HEAD")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] != "http" or self._is_exempt(scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -106,10 +133,10 @@ class DeputizeMiddleware:
                 scopes=self.scopes,
             )
         except VerificationError as exc:
-            await error_response(exc, self.verifier, self.base_url)(scope, receive, send)
+            await error_response(exc, self.verifier, self.resource)(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL] = principal
-        scope["state"][_VERIFIER] = (self.verifier, self.base_url)
+        scope["state"][_VERIFIER] = (self.verifier, self.resource)
         await self.app(scope, receive, send)
 
 
@@ -142,7 +169,8 @@ def requires(*scopes: str) -> Callable[[Endpoint], Endpoint]:
 
 
 def metadata_route(resource: str, authorization_servers: Sequence[str], **fields: Any) -> Route:
-    """A route serving RFC 9728 metadata at the well-known path for ``resource``."""
+    """A route serving RFC 9728 metadata at the well-known path for ``resource`` (§3.1:
+    ``https://host/mcp`` → ``/.well-known/oauth-protected-resource/mcp``)."""
     if not urlsplit(resource).scheme:
         raise ValueError("resource must be an absolute URL")
     body = json.dumps(protected_resource_metadata(resource, authorization_servers, **fields))

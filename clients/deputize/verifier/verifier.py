@@ -2,11 +2,15 @@
 
 The checks, in order (each has a test that fails it, ``tests/clients/verifier/``):
 
-1. ``Authorization: DPoP <token>`` (RFC 9449 §7.1); one header; bearer tokens are refused.
+1. ``Authorization: DPoP <token>`` (RFC 9449 §7.1); one header.  ``Bearer`` (RFC 6750 §2.1)
+   only when the resource opts in (``allow_bearer=True``, for clients that cannot bind a key,
+   such as the MCP SDK today), and then only for a token *without* ``cnf.jkt``: a DPoP-bound
+   token presented as a bearer token is always refused (RFC 9449 §7.1); steps 4 and 7 do not
+   apply to a bearer token.
 2. The token is an RFC 9068 JWT: ``typ: at+jwt``, ``alg`` on the allow-list, signed by a key
    of the configured issuer (chosen by ``kid`` from our own cache, never from the token),
    ``iss`` exact, ``aud`` naming this resource, ``exp``/``nbf``/``iat`` within a small leeway,
-   ``jti`` and ``client_id`` present, and ``cnf.jkt`` present (RFC 9449 §6.1).
+   ``jti`` and ``client_id`` present, and ``cnf.jkt`` present for ``DPoP`` (RFC 9449 §6.1).
 3. The ``act`` chain parses with the rules the issuer mints by (``deputize.keys.chain``).
 4. The DPoP proof passes RFC 9449 §4.3 (``deputize.keys.dpop``): ``typ``, ``alg``, ``jwk``,
    signature, ``htm``, ``htu``, ``iat`` window, ``ath`` = hash of this token, and the proof key
@@ -119,6 +123,7 @@ class Verifier:
         nonces: NonceSource | None = None,
         replay: ReplayCache | None = None,
         require_status: bool = False,
+        allow_bearer: bool = False,
         token_cache_size: int = 4096,
         status_max_age: float = 300,
         status_retry_interval: float = 5,
@@ -141,6 +146,8 @@ class Verifier:
         self.nonces = nonces
         self.replay = replay if replay is not None else ReplayCache()
         self.require_status = require_status
+        #: Accept ``Authorization: Bearer`` for tokens that are not DPoP-bound (opt-in).
+        self.allow_bearer = allow_bearer
         self.keys = IssuerKeys(
             issuer, jwks=jwks, jwks_uri=jwks_uri, refresh_interval=key_refresh_interval,
             clock=clock,
@@ -257,9 +264,9 @@ class Verifier:
         stale_ok: bool,
     ) -> Principal:
         now = self._clock()
-        token = self._token_from(authorization)
+        token, bearer = self._token_from(authorization, allow_bearer=self.allow_bearer)
         proofs = (dpop,) if isinstance(dpop, str) else _values(dpop)
-        if len(proofs) != 1:  # RFC 9449 §4.3 check 1
+        if not bearer and len(proofs) != 1:  # RFC 9449 §4.3 check 1
             raise InvalidDPoPProofError("send exactly one DPoP proof header")
 
         # 2 and 3: the token's signature and fixed claims, once per token string (cached,
@@ -274,6 +281,14 @@ class Verifier:
         except JoseError as exc:
             raise InvalidTokenError(exc.description) from None
         jkt = principal.jkt
+        if bearer:
+            if jkt is not None:
+                # RFC 9449 §7.1: a DPoP-bound token MUST be presented with its proof; a bearer
+                # presentation of one is refused, whatever this resource allows.
+                raise InvalidTokenError("a DPoP-bound token must be sent with DPoP, not Bearer")
+            return self._check_rest(verified, principal, now, required, stale_ok=stale_ok)
+        if jkt is None:
+            raise InvalidTokenError("token is not DPoP-bound (no cnf.jkt)")
 
         # 4. The proof (RFC 9449 §4.3, §7.1), bound to this token and its key.
         try:
@@ -287,7 +302,24 @@ class Verifier:
             raise UseDPoPNonceError(
                 "Resource server requires nonce in DPoP proof", nonce=self.nonces.current(now)
             )
+        self._check_rest(verified, principal, now, required, stale_ok=stale_ok)
 
+        # 7. Replay, last (RFC 9449 §11.1).  The proof key is the token's (check 13 above).
+        if not self.replay.remember(f"{jkt}:{proof_jti}", proof_iat + self.proof_max_age + 1, now):
+            raise InvalidDPoPProofError("DPoP proof has already been used")
+        return principal
+
+    def _check_rest(
+        self,
+        verified: _VerifiedToken,
+        principal: Principal,
+        now: float,
+        required: Collection[str],
+        *,
+        stale_ok: bool,
+    ) -> Principal:
+        """Checks 5 and 6, the same for a DPoP and a bearer presentation."""
+        claims = principal.claims
         # 5. Revocation, from the issuer's status list.
         ref = verified.status
         if ref is not None:
@@ -310,10 +342,6 @@ class Verifier:
                 "token lacks the scope this resource needs: " + " ".join(missing),
                 required=tuple(required),
             )
-
-        # 7. Replay, last (RFC 9449 §11.1).  The proof key is the token's (check 13 above).
-        if not self.replay.remember(f"{jkt}:{proof_jti}", proof_iat + self.proof_max_age + 1, now):
-            raise InvalidDPoPProofError("DPoP proof has already been used")
         return principal
 
     def _verify_token(self, token: str) -> _VerifiedToken:
@@ -341,8 +369,6 @@ class Verifier:
             jkt = bound_key(claims)
         except JoseError as exc:
             raise InvalidTokenError(exc.description) from None
-        if jkt is None:
-            raise InvalidTokenError("token is not DPoP-bound (no cnf.jkt)")
         task = claims.get("task")
         if task is not None and not isinstance(task, str):
             raise InvalidTokenError("malformed 'task' claim")
@@ -376,17 +402,20 @@ class Verifier:
         return verified
 
     @staticmethod
-    def _token_from(authorization: Headers) -> str:
+    def _token_from(authorization: Headers, *, allow_bearer: bool) -> tuple[str, bool]:
+        """The token, and whether it came as ``Bearer``."""
         values = (authorization,) if isinstance(authorization, str) else _values(authorization)
         if not values:
             raise MissingTokenError("no access token")
         if len(values) > 1:
             raise InvalidRequestError("send exactly one Authorization header")
         scheme, _, token = values[0].strip().partition(" ")
-        if scheme.lower() != "dpop":
+        scheme = scheme.lower()
+        bearer = scheme == "bearer" and allow_bearer
+        if scheme != "dpop" and not bearer:
             # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
             raise InvalidTokenError("this resource accepts DPoP-bound tokens only")
         token = token.strip()
         if not token:
             raise InvalidTokenError("empty access token")
-        return token
+        return token, bearer

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from delegation_support import AUTH_KEYS, DOCS, DPOP_KEYS, delegation_config, user_token
 from starlette.applications import Starlette
@@ -33,6 +35,9 @@ from deputize.verifier import NonceSource, Verifier
 from deputize.verifier.starlette import DeputizeMiddleware, requires
 
 from support import SECRETS, Clock, LiveServer, ServerFactory
+
+#: The agent works with either HTTP library: httpx (its default) and httpx2 (the MCP SDK's).
+LIBRARIES = pytest.mark.parametrize("lib", [httpx, httpx2], ids=["with httpx", "with httpx2"])
 
 
 @pytest.fixture
@@ -155,13 +160,17 @@ def resource(server: LiveServer) -> Iterator[ServedApp]:
     served.stop()
 
 
+@LIBRARIES
 def test_dpop_auth_at_a_resource_server_with_nonce_retry(
-    server: LiveServer, resource: ServedApp
+    server: LiveServer, resource: ServedApp, lib: Any
 ) -> None:
-    with agent(server, "agent-a") as a:
+    with lib.Client(timeout=30) as own, AgentClient(
+        server.url, "agent-a", client_key=AUTH_KEYS["agent-a"], dpop_key=DPOP_KEYS["agent-a"],
+        http=own,
+    ) as a:  # fmt: skip
         parent = user_token()
         auth = a.auth_for(parent, subject_token_type=JWT_TYPE, scope="docs:read", resource=DOCS)
-        with httpx.Client(base_url=resource.url, auth=auth) as http:
+        with lib.Client(base_url=resource.url, auth=auth) as http:
             first = http.get("/documents/1")  # 401 use_dpop_nonce, retried transparently
             assert first.status_code == 200, first.text
             assert first.json() == {"user": "alice", "actor": "agent-a"}
@@ -173,20 +182,29 @@ def test_dpop_auth_at_a_resource_server_with_nonce_retry(
             assert caught.value.error_code == "insufficient_scope"
 
 
-def test_async_client_end_to_end(server: LiveServer, resource: ServedApp) -> None:
+@LIBRARIES
+def test_async_client_end_to_end(server: LiveServer, resource: ServedApp, lib: Any) -> None:
     async def main() -> tuple[Token, int]:
-        async with AsyncAgentClient(
-            server.url, "agent-a", client_key=AUTH_KEYS["agent-a"], dpop_key=DPOP_KEYS["agent-a"]
-        ) as a:
+        async with lib.AsyncClient(timeout=30) as own, AsyncAgentClient(
+            server.url, "agent-a", client_key=AUTH_KEYS["agent-a"], dpop_key=DPOP_KEYS["agent-a"],
+            http=own,
+        ) as a:  # fmt: skip
             token = await a.exchange(
                 user_token(), subject_token_type=JWT_TYPE, scope="docs:read", resource=DOCS
             )
-            async with httpx.AsyncClient(base_url=resource.url, auth=a.auth(token)) as http:
+            async with lib.AsyncClient(base_url=resource.url, auth=a.auth(token)) as http:
                 response = await http.get("/documents/1")
+                # auth_for with an async client: the exchange runs on the event loop.
+                renewing = a.auth_for(
+                    user_token(), subject_token_type=JWT_TYPE, scope="docs:read", resource=DOCS
+                )
+                again = await http.get("/documents/1", auth=renewing)
+                assert again.status_code == 200, again.text
             handoff = await a.hand_off(token, to="agent-b")
-        async with AsyncAgentClient(
-            server.url, "agent-b", client_key=AUTH_KEYS["agent-b"], dpop_key=DPOP_KEYS["agent-b"]
-        ) as b:
+        async with lib.AsyncClient(timeout=30) as own, AsyncAgentClient(
+            server.url, "agent-b", client_key=AUTH_KEYS["agent-b"], dpop_key=DPOP_KEYS["agent-b"],
+            http=own,
+        ) as b:  # fmt: skip
             redeemed = await b.redeem(handoff)
         return redeemed, response.status_code
 
