@@ -122,8 +122,18 @@ MAY_IMPORT_ONLY: dict[str, set[str]] = {
 
 #: What each upper layer must never import: whatever calls it.
 MAY_NOT_IMPORT: dict[str, set[str]] = {
-    "tokens": {"accounts", "app", "cli", "delegation", "endpoints", "grants"},
-    "clients": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "tokens"},
+    "tokens": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "registration"},
+    "clients": {
+        "accounts",
+        "app",
+        "cli",
+        "delegation",
+        "endpoints",
+        "grants",
+        "registration",
+        "tokens",
+    },
+    "registration": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "tokens"},
     "accounts": {"app", "cli", "delegation", "endpoints", "grants"},
     "delegation": {"accounts", "app", "cli", "endpoints", "grants"},
     "grants": {"app", "cli", "endpoints"},

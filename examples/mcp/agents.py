@@ -56,6 +56,5 @@ async def delegate(
 def _show(token: Token) -> str:
     claims: dict[str, Any] = dict(token.claims)
     return (
-        f"{token.token_type} sub={claims['sub']} act={claims['act']} "
-        f"scope={' '.join(token.scope)}"
+        f"{token.token_type} sub={claims['sub']} act={claims['act']} scope={' '.join(token.scope)}"
     )

@@ -98,7 +98,9 @@ def _code_from(location: str) -> AuthorizationCodeResult:
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     if "code" not in query:
         raise SystemExit(f"the sign-in was refused: {query}")
-    return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
+    return AuthorizationCodeResult(
+        code=query["code"], state=query.get("state"), iss=query.get("iss")
+    )
 
 
 def _hidden_fields(page: str) -> dict[str, Any]:
@@ -116,7 +118,7 @@ async def call_tools(mcp_url: str, username: str, password: str) -> list[str]:
             redirect_uris=[REDIRECT_URI],  # type: ignore[list-item]  # pydantic converts
             grant_types=["authorization_code", "refresh_token"],
             response_types=["code"],
-            token_endpoint_auth_method="none",
+            token_endpoint_auth_method="none",  # noqa: S106 (a public client)
         ),
         storage=(storage := MemoryStorage()),
         redirect_handler=browser.open,

@@ -29,6 +29,7 @@ from deputize.server.endpoints.jwks import jwks
 from deputize.server.endpoints.login import login, logout
 from deputize.server.endpoints.metadata import build_metadata, encode, metadata
 from deputize.server.endpoints.par import par
+from deputize.server.endpoints.registration import client_configuration, register
 from deputize.server.endpoints.revoke import revoke
 from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
@@ -38,11 +39,13 @@ from deputize.server.grants.registry import registry
 from deputize.server.http.cors import CORS, public_client_origins
 from deputize.server.http.responses import error_response, json_response
 from deputize.server.keyring import Keyring
+from deputize.server.registration.policy import RateLimiter, enabled
 from deputize.server.settings import Settings
 from deputize.server.storage import (
     codes,
     pushed_requests,
     refresh,
+    registrations,
     replay,
     secrets,
     sessions,
@@ -70,6 +73,11 @@ async def _maintenance(ctx: ServerContext) -> None:
             await ctx.keyring.refresh(ctx.db, now)
             async with ctx.db.begin() as conn:
                 await replay.purge(conn, now)
+                # Before the ledger purge: a registered client with tokens is marked used.
+                await registrations.mark_used(conn, now)
+                expiry = ctx.settings.registration.unused_expiry
+                if enabled(ctx.settings.registration) and expiry:
+                    await registrations.remove_unused(conn, now, older_than=now - expiry)
                 await tokens.purge_expired(conn, now - _LEDGER_RETENTION)
                 await sessions.purge(conn, now)
                 await codes.purge(conn, now - _LEDGER_RETENTION)
@@ -115,6 +123,7 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         status_lists=StatusListPublisher(settings, db, keyring),
         clock=clock,
         page_key=page_key.encode("ascii"),
+        registration_limiter=RateLimiter(settings.registration.rate_limit),
     )
     return ctx
 
@@ -244,6 +253,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/userinfo", userinfo, methods=["GET", "POST"]),
         Route("/", Home()),  # every method: all but a browser's GET get the old JSON 404
     ]
+    if enabled(settings.registration):  # off: no route, a JSON 404 (endpoints/registration.py)
+        routes += [
+            Route("/register", register, methods=["POST"]),
+            Route("/register/{client_id}", client_configuration, methods=["GET", "PUT", "DELETE"]),
+        ]
     return DeputizeApp(
         routes=routes,
         lifespan=lifespan,

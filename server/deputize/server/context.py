@@ -14,6 +14,7 @@ from deputize.server.clients.recent_misses import RecentMisses
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.http.turns import Turns
 from deputize.server.keyring import Keyring
+from deputize.server.registration.policy import RateLimiter
 from deputize.server.settings import ClientConfig, Settings, TrustedIssuer
 from deputize.server.storage.database import Database
 from deputize.server.tokens.status_list import StatusAllocator, StatusListPublisher
@@ -44,3 +45,5 @@ class ServerContext:
     page_key: bytes = b""
     #: Token requests start a few per pass of the event loop (``http/turns.py``).
     turns: Turns = field(default_factory=Turns)
+    #: ``POST /register`` requests per source address (``registration.rate_limit``).
+    registration_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))

@@ -118,3 +118,44 @@ class TemporarilyUnavailableError(OAuthError):
     def __init__(self, description: str, *, debug: str | None = None) -> None:
         super().__init__(description, debug=debug)
         self.headers["Retry-After"] = str(self.retry_after)
+
+
+class InvalidClientMetadataError(OAuthError):
+    """RFC 7591 §3.2.2: a metadata value is invalid, or the registration policy refuses it."""
+
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectURIError(OAuthError):
+    """RFC 7591 §3.2.2: a redirect URI is malformed or not one Deputize would redirect to."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidSoftwareStatementError(OAuthError):
+    """RFC 7591 §3.2.2: the software statement is refused (Deputize accepts none)."""
+
+    error = "invalid_software_statement"
+
+
+class InvalidTokenError(OAuthError):
+    """RFC 6750 §3.1: a missing, wrong or expired bearer token (the initial or registration
+    access token of RFC 7591 §3 / RFC 7592 §2), with the challenge that says so."""
+
+    error = "invalid_token"
+    status_code = 401
+
+    def __init__(self, description: str, *, debug: str | None = None) -> None:
+        super().__init__(description, debug=debug)
+        self.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+
+
+class TooManyRequestsError(OAuthError):
+    """RFC 6585 §4: the source sent too many requests; ``Retry-After`` says when to retry."""
+
+    error = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, description: str, *, retry_after: int) -> None:
+        super().__init__(description)
+        self.headers["Retry-After"] = str(retry_after)

@@ -20,6 +20,7 @@ import yaml
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.registration import RegistrationSettings, parse_registration
 from deputize.server.configuration.sections import ConfigError as ConfigError
 from deputize.server.configuration.sections import Section
 from deputize.server.configuration.yaml_keys import RepeatedKeyError, refuse_repeated_keys
@@ -65,6 +66,8 @@ class ClientConfig:
     """Ceiling, in seconds, on the lifetime of tokens issued to this client by exchange."""
     require_pushed_authorization_requests: bool = False
     """RFC 9126 §6: this client's authorization requests must come through ``/par``."""
+    registered: bool = False
+    """Registered by itself at ``/register`` (RFC 7591), never an agent."""
 
     def to_record(self) -> dict[str, Any]:
         """Plain JSON-able form (for the database and ``clients list``); never a secret."""
@@ -86,7 +89,7 @@ class ClientConfig:
             "max_delegation_depth": self.max_delegation_depth,
             "max_token_lifetime": self.max_token_lifetime,
             "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
-        }
+        } | ({"registered": True} if self.registered else {})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +156,7 @@ class Settings:
     id_token_lifetime: int = 300
     refresh_token_lifetime: int = 86_400
     refresh_token_max_lifetime: int = 30 * 86_400
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
     source: str = field(default="<defaults>", compare=False)
 
     @property
@@ -246,7 +250,10 @@ def secret_env_name(client_id: str) -> str:
     return ENV_CLIENT_SECRET_PREFIX + re.sub(r"[^A-Z0-9]", "_", client_id.upper())
 
 
-def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
+def parse_client(
+    data: Any, path: str, env: Mapping[str, str], *, registered: bool = False
+) -> ClientConfig:
+    """``registered``: a client that registered itself (``/register``); never read from a file."""
     s = Section(data, path)
     client_id = s.string("client_id", required=True)
     assert client_id is not None
@@ -318,7 +325,8 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
             "and refresh_token"
         )
     dpop_bound = s.boolean("dpop_bound_access_tokens", True)
-    if method == PUBLIC_CLIENT and not dpop_bound:
+    if method == PUBLIC_CLIENT and not dpop_bound and not registered:
+        # A registered client's false means "not forced"; registration/policy.py decides.
         raise ConfigError(
             f"{s.key('dpop_bound_access_tokens')}: must be true for a public client (none): "
             "its tokens, refresh tokens included, are bound to its DPoP key (RFC 9449 §5)"
@@ -355,6 +363,7 @@ def parse_client(data: Any, path: str, env: Mapping[str, str]) -> ClientConfig:
         require_pushed_authorization_requests=s.boolean(
             "require_pushed_authorization_requests", False
         ),
+        registered=registered,
     )
     s.done()
     return client
@@ -528,6 +537,8 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     )
     delegation.done()
 
+    registration = parse_registration(top.section("registration"), env)
+
     raw_clients = top.raw("clients") or []
     if not isinstance(raw_clients, list):
         raise ConfigError("clients: expected a list of clients")
@@ -579,6 +590,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         id_token_lifetime=id_token_lifetime,
         refresh_token_lifetime=refresh_lifetime,
         refresh_token_max_lifetime=refresh_max,
+        registration=registration,
         source=source,
     )
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.server.clients.auth import ASSERTION_ALGORITHMS
+from deputize.server.registration.policy import enabled
 from deputize.server.settings import AUTH_METHODS, PUBLIC_CLIENT, Settings
 from deputize.server.tokens.scope_words import OIDC_SCOPES
 
@@ -67,6 +68,8 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
         "require_pushed_authorization_requests": settings.require_pushed_authorization_requests,
     }
     metadata["scopes_supported"] = scopes
+    if enabled(settings.registration):  # RFC 8414 §2: only when /register is served
+        metadata["registration_endpoint"] = settings.endpoint("/register")
     return metadata
 
 

@@ -27,7 +27,8 @@ from deputize.server.errors import (
 from deputize.server.grants import Grant, TokenRequest
 from deputize.server.http.form import Form, read_form
 from deputize.server.http.responses import json_response
-from deputize.server.settings import ClientConfig
+from deputize.server.registration.policy import binding_required
+from deputize.server.settings import ClientConfig, Settings
 from deputize.server.storage.batched import Conflict
 from deputize.server.storage.request_store import RequestStore, SqlStore
 from deputize.server.tokens.dpop_state import remember_proof, screen_proof
@@ -47,9 +48,12 @@ def _check_grant_allowed(client: ClientConfig, grant: Grant) -> None:
         raise UnauthorizedClientError(f"client may not use the {grant.grant_type} grant")
 
 
-def _check_binding_required(client: ClientConfig, proof: DPoPProof | None) -> None:
-    # RFC 9449 §5.2: a client registered with dpop_bound_access_tokens never gets a bearer token.
-    if client.dpop_bound_access_tokens and proof is None:
+def _check_binding_required(
+    client: ClientConfig, settings: Settings, proof: DPoPProof | None
+) -> None:
+    # RFC 9449 §5.2: a client registered with dpop_bound_access_tokens never gets a bearer
+    # token; public clients bind too, unless registered under a policy that allows bearer.
+    if proof is None and binding_required(client, settings):
         raise InvalidRequestError("this client must send a DPoP proof (dpop_bound_access_tokens)")
 
 
@@ -73,7 +77,7 @@ async def _decide(
         if len(form.get_all(name)) > 1:
             raise InvalidRequestError(f"parameter {name!r} is repeated")
     _check_grant_allowed(client, grant)
-    _check_binding_required(client, proof)
+    _check_binding_required(client, ctx.settings, proof)
     if proof is not None:
         await remember_proof(store, proof, ctx.settings)
     return await grant.handle(TokenRequest(ctx, store, client, form, proof, now, refusal))

@@ -45,6 +45,10 @@ TOKEN_REVOKED: Final = "token_revoked"
 KEY_ROTATED: Final = "key_rotated"
 CLIENT_ADDED: Final = "client_added"
 CLIENT_REMOVED: Final = "client_removed"
+#: RFC 7591/7592: a client registered, updated or deleted itself (or expired unused).
+CLIENT_REGISTERED: Final = "client_registered"
+CLIENT_UPDATED: Final = "client_updated"
+CLIENT_DELETED: Final = "client_deleted"
 
 #: Every event name the server writes, for ``deputize audit --event``.  The names defined
 #: beside the code that writes them (accounts, sign-in, grants) are repeated here because
@@ -52,7 +56,7 @@ CLIENT_REMOVED: Final = "client_removed"
 #: every name written anywhere is listed.
 EVENTS: Final = frozenset({
     TOKEN_ISSUED, TOKEN_REFUSED, EXCHANGE_REFUSED, CLIENT_AUTH_FAILED, TOKEN_REVOKED,
-    KEY_ROTATED, CLIENT_ADDED, CLIENT_REMOVED,
+    KEY_ROTATED, CLIENT_ADDED, CLIENT_REMOVED, CLIENT_REGISTERED, CLIENT_UPDATED, CLIENT_DELETED,
     "user_added", "user_disabled", "user_enabled", "password_changed", "consent_granted",
     "consent_revoked", "consent_denied", "sign_in", "sign_in_failed", "sign_in_locked",
     "signed_out", "code_reused", "refresh_reused",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deputize.server.settings import ClientConfig, ConfigError, parse_client
 from deputize.server.storage import audit
-from deputize.server.storage.tables import clients
+from deputize.server.storage.tables import clients, registrations
 
 
 @lru_cache(maxsize=1024)
@@ -28,9 +28,12 @@ def client_from_row(metadata_json: str, secret_hash: str | None) -> ClientConfig
     """
     data = json.loads(metadata_json)
     data = {k: v for k, v in data.items() if v is not None}
+    # Written only by Deputize (``registration/service.py``), never by the client itself.
+    registered = data.pop("registered", False) is True
     if secret_hash is not None:
         data["client_secret_hash"] = secret_hash
-    return parse_client(data, f"client {data.get('client_id')!r} in the database", env={})
+    where = f"client {data.get('client_id')!r} in the database"
+    return parse_client(data, where, env={}, registered=registered)
 
 
 async def get(conn: AsyncConnection, client_id: str) -> ClientConfig | None:
@@ -86,6 +89,8 @@ async def remove(conn: AsyncConnection, client_id: str, now: int, *, by: str) ->
     result = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
     if result.rowcount != 1:
         return False
+    # A registered client's RFC 7592 record goes with it (``storage/registrations.py``).
+    await conn.execute(delete(registrations).where(registrations.c.client_id == client_id))
     await audit.append(
         conn,
         audit.AuditEvent(event=audit.CLIENT_REMOVED, client_id=client_id, details={"by": by}),

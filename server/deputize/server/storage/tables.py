@@ -33,6 +33,20 @@ clients = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+#: Clients that registered themselves (RFC 7591), beside their row in ``clients``: the hash of
+#: the RFC 7592 registration access token, the metadata as registered (returned by a read),
+#: and when the client was first seen at ``/token`` (NULL: never; migration 0008).
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("metadata_json", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Index("ix_registrations_created_at", "created_at"),
+)
+
 #: Signing keys shared by every instance.  ``state``: next (published, not yet signing),
 #: active (signs), retired (published until ``publish_until``, then dropped).
 signing_keys = Table(
