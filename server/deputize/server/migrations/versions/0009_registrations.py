@@ -3,8 +3,8 @@ that registered itself, its metadata as registered, and when it was first used a
 
 The client itself lives in ``clients`` like any runtime client, so client lookup is unchanged.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-05
 """
 
