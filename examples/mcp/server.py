@@ -15,22 +15,28 @@ import socket
 from typing import Any
 
 import uvicorn
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.types import ASGIApp
 
-from deputize.verifier.mcp import mcp_auth, protect
+from deputize.verifier import Verifier
+from deputize.verifier.mcp import DeputizeMCP, current_principal
 
+SCOPES = ["docs:read", "docs:write"]
 DOCUMENTS = {"1": "Q3 report: revenue grew 12%; churn fell to 2.1%."}
 
 
 def create_app(issuer: str, url: str) -> ASGIApp:
-    """The MCP server at ``url`` (its path is the MCP endpoint), trusting ``issuer``."""
-    server = MCPServer("documents", **mcp_auth(issuer, url, allow_bearer=True))
+    """The MCP server at ``url`` (its path is the MCP endpoint), trusting ``issuer``.
+
+    ``allow_bearer=True``: the MCP SDK's client cannot send DPoP proofs yet, so its bearer
+    tokens are accepted (never a DPoP-bound token sent as bearer); agents send DPoP.
+    """
+    deputize = DeputizeMCP(Verifier(issuer, url, allow_bearer=True))
+    server = MCPServer("documents", token_verifier=deputize.token_verifier, auth=deputize.auth)
 
     @server.tool()
-    def read_document(doc_id: str) -> dict[str, Any]:
+    async def read_document(doc_id: str) -> dict[str, Any]:
         """Read a document (needs docs:read)."""
         who = _caller("docs:read")
         if doc_id not in DOCUMENTS:
@@ -38,26 +44,26 @@ def create_app(issuer: str, url: str) -> ASGIApp:
         return {"text": DOCUMENTS[doc_id], **who}
 
     @server.tool()
-    def write_document(doc_id: str, text: str) -> dict[str, Any]:
+    async def write_document(doc_id: str, text: str) -> dict[str, Any]:
         """Write a document (needs docs:write)."""
         who = _caller("docs:write")
         DOCUMENTS[doc_id] = text
         return {"written": doc_id, **who}
 
-    return protect(server.streamable_http_app(), issuer, url)
+    return deputize.protect(server.streamable_http_app(), scopes_supported=SCOPES)
 
 
 def _caller(scope: str) -> dict[str, Any]:
-    """Who the request acts for and the chain of agents acting, once ``scope`` is checked."""
-    token = get_access_token()
-    if token is None or scope not in token.scopes:
+    """Who the request acts for and the agents acting (oldest first), once ``scope`` is
+    checked: Deputize verified the token, its proof and its chain before the tool ran."""
+    principal = current_principal()
+    if principal is None or not principal.has_scopes(scope):
         raise ToolError(f"insufficient_scope: this tool needs {scope}")
-    claims = token.claims or {}
-    chain, act = [], claims.get("act")
-    while isinstance(act, dict):  # RFC 8693 §4.1: the outermost act is the current actor
-        chain.append(act.get("sub"))
-        act = act.get("act")
-    return {"for": token.subject, "client": token.client_id, "chain": chain}
+    return {
+        "for": principal.user,
+        "chain": list(principal.chain.actors),
+        "client": principal.client_id,
+    }
 
 
 def main() -> None:

@@ -51,10 +51,10 @@ def test_the_mcp_sdk_signs_in_and_agents_delegate_to_the_same_tools() -> None:
         "summary-agent holds: DPoP sub=alice act={'sub': 'summary-agent', 'act': "
         "{'sub': 'research-agent'}} scope=docs:read"
     )
-    # The tool sees the whole chain (the current actor first), and the narrower scope holds.
+    # The tool sees the whole chain (oldest agent first), and the narrower scope holds.
     delegated = line("summary-agent read_document:")
     assert "'for': 'alice'" in delegated, delegated
-    assert "'chain': ['summary-agent', 'research-agent']" in delegated, delegated
+    assert "'chain': ['research-agent', 'summary-agent']" in delegated, delegated
     assert "'client': 'summary-agent'" in delegated, delegated
     refused = line("summary-agent write_document:")
-    assert refused.endswith("error: insufficient_scope: this tool needs docs:write"), refused
+    assert refused.endswith("insufficient_scope: this tool needs docs:write"), refused
