@@ -240,7 +240,7 @@ def guide_server(server_factory: ServerFactory) -> LiveServer:
                     "jwks": {"keys": [_GUIDE_KEYS[name].public_jwk()]},
                     "grant_types": ["client_credentials", TOKEN_EXCHANGE],
                     "scopes": ["docs:read", "docs:write"],
-                    "audiences": ["https://docs.example.com"],
+                    "audiences": ["https://docs.example.com", "https://tools.example.com/mcp"],
                 }
                 for name in _GUIDE_AGENTS
             ],
@@ -293,6 +293,38 @@ def test_guide_code_runs(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected
+
+
+def test_verifier_guide_mcp_section_runs(guide_server: LiveServer, tmp_path: Path) -> None:
+    """verifier.md's "MCP servers" block: the real MCP SDK behind deputize.verifier.mcp, called
+    by an agent with a DPoP-bound token (through the SDK-preferred httpx2 TestClient)."""
+    from delegation_support import user_token
+
+    from deputize.agent import save_key
+
+    section = (DOCS / "verifier.md").read_text().split("## MCP servers", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    printed = section.split(code, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    assert printed == (
+        "alice via scheduling-agent\n"
+        '401 DPoP algs="ES256 ES384 EdDSA RS256 PS256"\n'
+        "https://tools.example.com/mcp\n"
+    ), "the guide shows what the code prints"
+    save_key(_GUIDE_KEYS["scheduling-agent"], tmp_path / "scheduler.jwk")
+    env = {
+        **os.environ,
+        "DEPUTIZE_URL": guide_server.url,
+        "USER_TOKEN": user_token(),
+        "SCHEDULER_KEY": str(tmp_path / "scheduler.jwk"),
+    }
+    script = tmp_path / "mcp_guide.py"
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(script)], capture_output=True, text=True, env=env,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed
 
 
 def test_sign_in_guide_code_runs(server_factory: Any, tmp_path: Path) -> None:
