@@ -3,6 +3,7 @@ the identity provider as separate processes over real HTTP, with the real ``mcp`
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+GUIDE = ROOT / "docs" / "mcp.md"
 
 
 def test_the_mcp_sdk_signs_in_and_agents_delegate_to_the_same_tools() -> None:
@@ -58,3 +60,10 @@ def test_the_mcp_sdk_signs_in_and_agents_delegate_to_the_same_tools() -> None:
     assert "'client': 'summary-agent'" in delegated, delegated
     refused = line("summary-agent write_document:")
     assert refused.endswith("insufficient_scope: this tool needs docs:write"), refused
+
+    # docs/mcp.md shows this output, but for the ports and the registered client's ID.
+    client_id = registered.removeprefix("registered as ").split(";")[0]
+    shown = GUIDE.read_text().split("## 5. The example's output", 1)[1]
+    shown = shown.split("```text\n", 1)[1].split("```", 1)[0]
+    normalised = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", out).replace(client_id, "CLIENT_ID")
+    assert normalised == shown, "docs/mcp.md shows what the example prints"
