@@ -101,7 +101,14 @@ def test_clients_do_not_load_the_server(package: str) -> None:
         pytest.skip(f"deputize.{package} has no __init__.py yet; it lands with the client SDK")
     loaded = _modules_after_import(f"deputize.{package}")
     assert f"deputize.{package}" in loaded
-    assert _loaded(loaded, ("deputize.server", *SERVER_ONLY, "fastapi")) == []
+    assert _loaded(loaded, ("deputize.server", *SERVER_ONLY, "fastapi", "mcp")) == []
+
+
+def test_the_mcp_adapter_loads_the_sdk_but_not_the_server() -> None:
+    # deputize.verifier.mcp is the one verifier module that imports the MCP SDK (and Starlette).
+    loaded = _modules_after_import("deputize.verifier.mcp")
+    assert "mcp" in loaded
+    assert _loaded(loaded, ("deputize.server", "sqlalchemy", "alembic", "fastapi")) == []
 
 
 # --- inside the server: layers by subpackage, and no import circle ------------------------------

@@ -58,9 +58,14 @@ __all__ = [
     "protect",
 ]
 
-#: (token, principal) verified for the current request: set by protect() or by the token
-#: verifier, read by the token verifier and current_principal().  The SDK hands the request's
-#: context variables on to the tool that serves it.
+#: (token, principal) that protect() verified, DPoP proof and all, for the request it is
+#: serving; cleared on entry and reset on exit of every request, so it never outlives one.
+_PROTECTED: contextvars.ContextVar[tuple[str, Principal] | None] = contextvars.ContextVar(
+    "deputize_protected", default=None
+)
+#: (token, principal) the token verifier accepted for the current request, for
+#: current_principal().  Never read to skip a check.  The SDK hands the request's context
+#: variables on to the tool that serves it.
 _VERIFIED: contextvars.ContextVar[tuple[str, Principal] | None] = contextvars.ContextVar(
     "deputize_verified", default=None
 )
@@ -113,17 +118,18 @@ class DeputizeTokenVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """``None`` (the SDK then answers 401) unless the token passes; never raises."""
-        held = _VERIFIED.get()
+        held = _PROTECTED.get()
         if held is not None and held[0] == token:
             # protect() verified this very token, with its DPoP proof, for this request.
-            return access_token(token, held[1], self.resource)
-        try:
-            # Bearer: refused unless the verifier allows it, and always for cnf.jkt tokens.
-            principal = await self.verifier.averify(
-                authorization=f"Bearer {token}", dpop=None, method="", url=""
-            )
-        except VerificationError:
-            return None
+            principal = held[1]
+        else:
+            try:
+                # Bearer: refused unless the verifier allows it, and always for cnf.jkt tokens.
+                principal = await self.verifier.averify(
+                    authorization=f"Bearer {token}", dpop=None, method="", url=""
+                )
+            except VerificationError:
+                return None
         _VERIFIED.set((token, principal))
         return access_token(token, principal, self.resource)
 
@@ -170,11 +176,11 @@ class _Protected:
         if scope["path"] == self.metadata_path and scope["method"] in ("GET", "HEAD"):
             await self._send_metadata(send)  # RFC 9728 §3.1: public, path-aware
             return
-        reset = _VERIFIED.set(None)  # nothing verified yet, whatever this context held
+        reset = _PROTECTED.set(None)  # nothing verified yet, whatever this context held
         try:
             await self._handle(scope, receive, send)
         finally:
-            _VERIFIED.reset(reset)
+            _PROTECTED.reset(reset)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization = _header(scope, b"authorization")
@@ -195,7 +201,7 @@ class _Protected:
             await self._refuse(exc, send)
             return
         token = authorization[0].strip().partition(" ")[2].strip()
-        _VERIFIED.set((token, principal))
+        _PROTECTED.set((token, principal))
         headers = [
             (k, v) for k, v in scope["headers"] if k.lower() not in (b"authorization", b"dpop")
         ]

@@ -262,3 +262,53 @@ def test_protect_needs_an_absolute_resource() -> None:
     verifier = Verifier("https://auth.example.com", "tools")
     with pytest.raises(ValueError, match="absolute URL"):
         protect(lambda scope, receive, send: None, verifier)  # type: ignore[arg-type,return-value]
+
+
+def test_a_verified_mark_cannot_be_borrowed() -> None:
+    """The mark protect() leaves for the token verifier is a context variable it clears on
+    every request: a request without a proof never sees one, and the per-request record that
+    current_principal() reads is never taken as a reason to skip a check."""
+    from verifier_support import AS_KEY, ISSUER, Clock, make_token
+
+    from deputize.verifier import mcp as deputize_mcp
+
+    clock = Clock()
+    bound = make_token(clock, aud=RESOURCE)  # has cnf.jkt
+    verifier = Verifier(ISSUER, RESOURCE, jwks={"keys": [AS_KEY.public_jwk()]}, allow_bearer=True)
+    principal = verifier.verify(
+        authorization=f"Bearer {make_token(clock, aud=RESOURCE, cnf=None)}",
+        dpop=None, method="POST", url=RESOURCE,
+    )  # fmt: skip
+    seen: list[object] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(deputize_mcp._PROTECTED.get())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> tuple[AccessToken | None, list[int]]:
+        # As if an earlier request in this context had been verified with this token.
+        deputize_mcp._PROTECTED.set((bound, principal))
+        deputize_mcp._VERIFIED.set((bound, principal))
+        statuses: list[int] = []
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b""}
+
+        app = protect(inner, verifier)
+        scope = {"type": "http", "method": "POST", "path": "/mcp", "raw_path": b"/mcp",
+                 "headers": [], "query_string": b""}  # fmt: skip
+        await app(scope, receive, send)  # no credentials: the inner app sees no mark
+        bearer = [(b"authorization", b"Bearer " + bound.encode())]
+        await app({**scope, "headers": bearer}, receive, send)  # refused before the inner app
+        deputize_mcp._PROTECTED.set(None)
+        return await DeputizeTokenVerifier(verifier).verify_token(bound), statuses
+
+    result, statuses = asyncio.run(main())
+    assert seen == [None]
+    assert statuses == [204, 401]
+    assert result is None  # _VERIFIED is never a pass
