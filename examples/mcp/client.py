@@ -30,6 +30,7 @@ from mcp.shared.auth import (
     OAuthClientMetadata,
     OAuthToken,
 )
+from mcp.types import CallToolResult
 
 #: Where the SDK asks Deputize to send alice back.  Nothing listens there: the scripted
 #: browser reads the code from the redirect instead of following it.
@@ -145,7 +146,7 @@ async def call_tools(mcp_url: str, username: str, password: str) -> list[str]:
     return lines
 
 
-def describe(result: Any) -> str:
+def describe(result: CallToolResult) -> str:
     """A tool result in one line: its structured content, or the error it reports."""
     if result.is_error:
         return "error: " + " ".join(getattr(block, "text", "") for block in result.content)
