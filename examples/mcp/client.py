@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import getpass
 import html
-import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -135,8 +133,7 @@ async def call_tools(mcp_url: str, username: str, password: str) -> list[str]:
         assert storage.client_info is not None and storage.tokens is not None
         lines.append(
             f"registered as {storage.client_info.client_id}; "
-            f"token_type={storage.tokens.token_type} scope={storage.tokens.scope} "
-            f"aud={_claims(storage.tokens.access_token)['aud']}"
+            f"token_type={storage.tokens.token_type} scope={storage.tokens.scope}"
         )
         tools = await client.list_tools()
         lines.append("tools: " + ", ".join(sorted(tool.name for tool in tools.tools)))
@@ -147,15 +144,6 @@ async def call_tools(mcp_url: str, username: str, password: str) -> list[str]:
             result = await client.call_tool(name, arguments)
             lines.append(f"{name}: {describe(result)}")
     return lines
-
-
-def _claims(jwt: str) -> dict[str, Any]:
-    """A JWT's claims, for display only: the MCP server verifies the token, not this client."""
-    payload = jwt.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return claims
 
 
 def describe(result: CallToolResult) -> str:

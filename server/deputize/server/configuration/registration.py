@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
 
 from deputize.server.configuration.sections import ConfigError, Section
 
@@ -43,8 +42,6 @@ class RegistrationSettings:
     allowed_grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     allowed_scopes: tuple[str, ...] = ()
     """Scopes a registered client may hold, besides ``openid profile email``."""
-    allowed_audiences: tuple[str, ...] = ()
-    """Resources (RFC 8707) a registered client may ask tokens for, e.g. an MCP server's URL."""
     allowed_auth_methods: tuple[str, ...] = AUTH_METHODS
     rate_limit: int = 10
     """Registrations per minute from one source address, per process (0: no limit)."""
@@ -87,14 +84,6 @@ def parse_registration(section: Section, env: Mapping[str, str]) -> Registration
     for scope in scopes:
         if not scope.isascii() or not scope.isprintable() or " " in scope or '"' in scope:
             raise ConfigError(f"{section.key('allowed_scopes')}: {scope!r} is not a scope token")
-    audiences = section.strings("allowed_audiences")
-    for audience in audiences:
-        parts = urlsplit(audience)  # RFC 8707 §2: an absolute URI without a fragment
-        if not parts.scheme or not parts.netloc or "#" in audience:
-            raise ConfigError(
-                f"{section.key('allowed_audiences')}: {audience!r} is not an absolute URI "
-                "without a fragment"
-            )
     methods = section.strings("allowed_auth_methods", AUTH_METHODS)
     for method in methods:
         if method not in AUTH_METHODS:
@@ -107,7 +96,6 @@ def parse_registration(section: Section, env: Mapping[str, str]) -> Registration
         initial_access_tokens=tuple(hashes),
         allowed_grant_types=grants,
         allowed_scopes=scopes,
-        allowed_audiences=audiences,
         allowed_auth_methods=methods,
         rate_limit=section.integer("rate_limit", 10, low=0, high=10_000),
         unused_expiry=section.integer("unused_expiry", 7 * 86_400, low=0, high=31_536_000),

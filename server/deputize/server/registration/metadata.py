@@ -177,7 +177,6 @@ def validate(body: object, policy: RegistrationSettings, client_id: str) -> Meta
         "token_endpoint_auth_method": method,
         "grant_types": grant_types,
         "scopes": scopes,
-        "audiences": list(policy.allowed_audiences),  # RFC 8707 resources it may ask for
         "redirect_uris": uris,
         "dpop_bound_access_tokens": dpop_bound,
     }
