@@ -73,6 +73,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "delegation",
         "status_list",
         "sign_in",
+        "registration",
     }
 
 

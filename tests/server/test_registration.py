@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from delegation_support import DOCS, claims_of
 from signin_support import Browser, auth_params, obtain_code, pkce, run_db, start
 from sqlalchemy import select
 
 from deputize.keys import SigningKey
+from deputize.server import cli
 from deputize.server.configuration.registration import token_hash
+from deputize.server.settings import load_settings
 from deputize.server.storage import audit
 from deputize.server.storage.tables import audit_log, clients, registrations
 
@@ -55,7 +59,9 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
-    return start(server_factory, registration={**OPEN, "allowed_scopes": ["docs:read"]})
+    return start(
+        server_factory, registration={**OPEN, "allowed_scopes": ["docs:read"], "audiences": [DOCS]}
+    )
 
 
 @pytest.fixture
@@ -66,12 +72,12 @@ def browser(server: LiveServer) -> Iterator[Browser]:
 
 
 def sign_in(
-    server: LiveServer, browser: Browser, client_id: str, key: SigningKey | None
+    server: LiveServer, browser: Browser, client_id: str, key: SigningKey | None, **resource: str
 ) -> httpx.Response:
     """/authorize (sign-in, consent) then /token with PKCE, as ``client_id``."""
     verifier, challenge = pkce()
     params = auth_params(client_id, redirect_uri=REDIRECT, scope="openid docs:read",
-                         challenge=challenge)  # fmt: skip
+                         challenge=challenge, **resource)  # fmt: skip
     code = obtain_code(browser, params)["code"]
     form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
             "redirect_uri": REDIRECT, "client_id": client_id}  # fmt: skip
@@ -84,13 +90,15 @@ def sign_in(
 
 def test_metadata_advertises_registration_only_when_on(server_factory: ServerFactory) -> None:
     on = server_factory.start({"registration": OPEN})
-    assert on.client.get("/.well-known/oauth-authorization-server").json()[
-        "registration_endpoint"
-    ] == on.url + "/register"
+    assert (
+        on.client.get("/.well-known/oauth-authorization-server").json()["registration_endpoint"]
+        == on.url + "/register"
+    )
     off = server_factory.start()
-    assert "registration_endpoint" not in off.client.get(
-        "/.well-known/oauth-authorization-server"
-    ).json()
+    assert (
+        "registration_endpoint"
+        not in off.client.get("/.well-known/oauth-authorization-server").json()
+    )
     response = register(off, app_metadata())
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 
@@ -127,9 +135,11 @@ def test_a_registered_public_client_signs_in_with_pkce_and_dpop(
     refused = sign_in(server, browser, client_id, None)
     assert_registration_error(refused, 400, "invalid_request")
     assert "DPoP" in refused.json()["error_description"]
-    response = sign_in(server, browser, client_id, SigningKey.generate("ES256"))
+    response = sign_in(server, browser, client_id, SigningKey.generate("ES256"), resource=DOCS)
     assert response.status_code == 200, response.text
     assert response.json()["token_type"] == "DPoP"
+    claims = claims_of(response.json()["access_token"])
+    assert claims["aud"] == DOCS and claims["client_id"] == client_id and "act" not in claims
 
 
 def test_bearer_for_registered_public_clients_only_when_allowed(
@@ -150,7 +160,9 @@ def test_bearer_for_registered_public_clients_only_when_allowed(
         bound = sign_in(server, browser, body["client_id"], SigningKey.generate("ES256"))
         assert bound.json()["token_type"] == "DPoP"  # a client that sends DPoP is bound
         # dpop_bound_access_tokens: true forces DPoP for that client.
-        forced = register(server, app_metadata(scope="docs:read", dpop_bound_access_tokens=True)).json()
+        forced = register(
+            server, app_metadata(scope="docs:read", dpop_bound_access_tokens=True)
+        ).json()
         assert forced["dpop_bound_access_tokens"] is True
         refused = sign_in(server, browser, forced["client_id"], None)
         assert_registration_error(refused, 400, "invalid_request")
@@ -299,8 +311,12 @@ def test_read_update_and_delete_with_the_registration_access_token(server: LiveS
             assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     # Update: full replacement; client_id must match; server fields are not the client's.
     new = {**app_metadata(client_name="Renamed"), "client_id": first["client_id"]}
-    for bad in ({**new, "client_id": other["client_id"]}, {**new, "client_id": None},
-                {**new, "registration_access_token": token}, {**new, "client_secret": "guess"}):
+    for bad in (
+        {**new, "client_id": other["client_id"]},
+        {**new, "client_id": None},
+        {**new, "registration_access_token": token},
+        {**new, "client_secret": "guess"},
+    ):
         response = server.client.put(uri, json=bad, headers=bearer(token))
         assert_registration_error(response, 400, "invalid_client_metadata")
     updated = server.client.put(uri, json=new, headers=bearer(token))
@@ -319,7 +335,9 @@ def test_read_update_and_delete_with_the_registration_access_token(server: LiveS
     events = run_db(server, lambda conn: conn.execute(
         select(audit_log.c.event).where(audit_log.c.client_id == first["client_id"])))  # fmt: skip
     assert [e for (e,) in events.all()] == [
-        audit.CLIENT_REGISTERED, audit.CLIENT_UPDATED, audit.CLIENT_DELETED
+        audit.CLIENT_REGISTERED,
+        audit.CLIENT_UPDATED,
+        audit.CLIENT_DELETED,
     ]
 
 
@@ -389,3 +407,31 @@ def test_the_mcp_sdk_registration_request_is_accepted(
         assert info.client_secret is None and info.token_endpoint_auth_method == "none"
     else:  # RFC 7591 §2's default: client_secret_basic, with a secret the SDK then sends
         assert info.client_secret and info.token_endpoint_auth_method == "client_secret_basic"
+
+
+# --- the starter configuration ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_deputize_environment")
+@pytest.mark.parametrize(
+    ("issuer", "mode", "bearer"),
+    [(None, "open", True), ("http://localhost:9000", "open", True),
+     ("https://as.example.com", "off", False)],
+    ids=["the default loopback issuer opens registration",
+         "a localhost issuer opens registration", "a public issuer keeps it off"],
+)  # fmt: skip
+def test_init_opens_registration_only_for_a_loopback_issuer(
+    tmp_path: Path, issuer: str | None, mode: str, bearer: bool
+) -> None:
+    target = tmp_path / "deputize.yaml"
+    assert (
+        cli.main(["init", "--output", str(target), *(["--issuer", issuer] if issuer else [])]) == 0
+    )
+    policy = load_settings(target, env={}).registration
+    assert (policy.mode, policy.allow_bearer_for_public_clients) == (mode, bearer)
+
+
+def test_a_bare_yaml_off_means_off(tmp_path: Path) -> None:
+    path = tmp_path / "deputize.yaml"
+    path.write_text("issuer: https://as.example.com\nregistration:\n  mode: off\n")
+    assert load_settings(path, env={}).registration.mode == "off"

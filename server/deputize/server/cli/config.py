@@ -6,6 +6,7 @@ import argparse
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from deputize.server.cli.common import (
     DEFAULT_CONFIG,
@@ -21,6 +22,12 @@ from deputize.server.settings import (
 )
 
 
+def _is_development(issuer: str) -> bool:
+    """A loopback issuer: nobody but this machine can reach the server (RFC 8252 §8.3)."""
+    host = urlsplit(issuer).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     target = Path(args.output)
     if target.exists() and not args.force:
@@ -32,6 +39,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
         text = text.replace("issuer: http://127.0.0.1:8000", f"issuer: {args.issuer}", 1)
+    if _is_development(args.issuer or "http://127.0.0.1:8000"):
+        text = text.replace('  mode: "off"', "  mode: open  # a loopback issuer: development", 1)
+        text = text.replace(
+            "  allow_bearer_for_public_clients: false",
+            "  allow_bearer_for_public_clients: true  # development only",
+            1,
+        )
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -42,6 +42,8 @@ class RegistrationSettings:
     allowed_grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     allowed_scopes: tuple[str, ...] = ()
     """Scopes a registered client may hold, besides ``openid profile email``."""
+    audiences: tuple[str, ...] = ()
+    """Resource indicators (RFC 8707) every registered client may ask tokens for."""
     allowed_auth_methods: tuple[str, ...] = AUTH_METHODS
     rate_limit: int = 10
     """Registrations per minute from one source address, per process (0: no limit)."""
@@ -52,7 +54,11 @@ class RegistrationSettings:
 
 
 def parse_registration(section: Section, env: Mapping[str, str]) -> RegistrationSettings:
-    mode = section.choice("mode", MODES, OFF)
+    if section.data.get("mode") is False:  # YAML 1.1 reads a bare `off` as false
+        section.seen.add("mode")
+        mode = OFF
+    else:
+        mode = section.choice("mode", MODES, OFF)
     hashes = list(section.strings("initial_access_tokens"))
     for value in hashes:
         if not (value.startswith("sha256:") and len(value) == 50):
@@ -84,6 +90,12 @@ def parse_registration(section: Section, env: Mapping[str, str]) -> Registration
     for scope in scopes:
         if not scope.isascii() or not scope.isprintable() or " " in scope or '"' in scope:
             raise ConfigError(f"{section.key('allowed_scopes')}: {scope!r} is not a scope token")
+    audiences = section.strings("audiences")
+    for audience in audiences:
+        if ":" not in audience or "#" in audience:
+            raise ConfigError(
+                f"{section.key('audiences')}: {audience!r} is not an absolute URI (RFC 8707)"
+            )
     methods = section.strings("allowed_auth_methods", AUTH_METHODS)
     for method in methods:
         if method not in AUTH_METHODS:
@@ -96,6 +108,7 @@ def parse_registration(section: Section, env: Mapping[str, str]) -> Registration
         initial_access_tokens=tuple(hashes),
         allowed_grant_types=grants,
         allowed_scopes=scopes,
+        audiences=audiences,
         allowed_auth_methods=methods,
         rate_limit=section.integer("rate_limit", 10, low=0, high=10_000),
         unused_expiry=section.integer("unused_expiry", 7 * 86_400, low=0, high=31_536_000),

@@ -177,6 +177,8 @@ def validate(body: object, policy: RegistrationSettings, client_id: str) -> Meta
         "token_endpoint_auth_method": method,
         "grant_types": grant_types,
         "scopes": scopes,
+        # Clients do not register resources (RFC 7591 has no such metadata): the policy's.
+        "audiences": list(policy.audiences),
         "redirect_uris": uris,
         "dpop_bound_access_tokens": dpop_bound,
     }
