@@ -33,9 +33,12 @@ async def delegate(
         AsyncAgentClient(issuer, "summary-agent", client_key=keys["summary-agent"]) as summary,
     ):
         token = await research.exchange(
-            user_token, subject_token_type=JWT_TYPE, scope="docs:read docs:write",
-            resource=mcp_url, task="weekly-summary",
-        )  # fmt: skip
+            user_token,
+            subject_token_type=JWT_TYPE,
+            scope="docs:read docs:write",
+            resource=mcp_url,
+            task="weekly-summary",
+        )
         lines.append(f"research-agent holds: {_show(token)}")
         handoff = await research.hand_off(token, to="summary-agent", scope="docs:read")
         piece = await summary.redeem(handoff)

@@ -114,12 +114,14 @@ async def call_tools(mcp_url: str, username: str, password: str) -> list[str]:
     browser = ScriptedBrowser(username, password)
     oauth = OAuthClientProvider(
         server_url=mcp_url,
-        client_metadata=OAuthClientMetadata(
-            client_name="Example MCP client",
-            redirect_uris=[REDIRECT_URI],  # type: ignore[list-item]  # pydantic converts
-            grant_types=["authorization_code", "refresh_token"],
-            response_types=["code"],
-            token_endpoint_auth_method="none",  # noqa: S106 (a public client)
+        client_metadata=OAuthClientMetadata.model_validate(
+            {  # what it registers (RFC 7591 §2): a public client on a loopback redirect
+                "client_name": "Example MCP client",
+                "redirect_uris": [REDIRECT_URI],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            }
         ),
         storage=(storage := MemoryStorage()),
         redirect_handler=browser.open,
