@@ -29,7 +29,7 @@ def preflight(server: LiveServer, path: str, origin: str) -> dict[str, str]:
     return {"status": str(response.status_code), **dict(response.headers)}
 
 
-@pytest.mark.parametrize("path", ["/token", "/revoke", "/userinfo"])
+@pytest.mark.parametrize("path", ["/token", "/par", "/revoke", "/userinfo"])
 def test_a_public_clients_origin_may_call_client_endpoints(server: LiveServer, path: str) -> None:
     answer = preflight(server, path, SPA_ORIGIN)
     assert answer["status"] == "204"

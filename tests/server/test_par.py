@@ -5,7 +5,9 @@ or per client, DPoP binding at PAR (RFC 9449 §10.1), and the storage on both da
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,12 +30,13 @@ from signin_support import (
 )
 
 from deputize.keys import SigningKey, thumbprint
+from deputize.server.cli import main
 from deputize.server.clients.secrets import hash_secret
 from deputize.server.settings import ConfigError, async_database_url, parse_settings
 from deputize.server.storage import pushed_requests
 from deputize.server.storage.database import Database
 
-from support import SECRETS, LiveServer, ServerFactory, assert_error
+from support import SECRETS, LiveServer, ServerFactory, assert_error, write_config
 
 URN = "urn:ietf:params:oauth:request_uri:"
 STRICT_SECRET = "strict-app-secret-0123456789abcdefghijklm"
@@ -170,6 +173,11 @@ def test_dpop_at_par_refuses_a_mismatched_key_or_a_bad_proof(server: LiveServer)
     params, _ = web_params()
     for_token_endpoint = server.proof(WEB_KEY)  # htu is the token endpoint, not /par
     assert_error(push(server, params, dpop=for_token_endpoint), 400, "invalid_dpop_proof")
+    # RFC 9449 §8: without the server's nonce, a challenge with the nonce to retry with.
+    no_nonce = server.proof(WEB_KEY, url=server.settings.par_endpoint, nonce=None)
+    challenged = push(server, params, dpop=no_nonce)
+    assert_error(challenged, 400, "use_dpop_nonce")
+    assert challenged.headers["dpop-nonce"]
     # A proof is accepted once (RFC 9449 §11.1), at /par as at /token.
     proof = server.proof(WEB_KEY, url=server.settings.par_endpoint)
     pushed_uri(push(server, params, dpop=proof), server)
@@ -406,3 +414,19 @@ def test_concurrent_takes_admit_exactly_one(database_url: str) -> None:
 
     results = _run_storage(database_url, scenario)
     assert results.count(PAIRS) == 1 and results.count(None) == 9
+
+
+@pytest.mark.usefixtures("no_deputize_environment")
+def test_clients_add_require_par(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_config(tmp_path / "deputize.yaml", database_url))
+    status = main(["clients", "add", "--config", config, "--client-id", "strict-cli",
+                   "--grant-type", "authorization_code", "--redirect-uri", STRICT_REDIRECT,
+                   "--require-par"])  # fmt: skip
+    assert status == 0
+    capsys.readouterr()
+    assert main(["clients", "list", "--config", config, "--json"]) == 0
+    listed = {c["client_id"]: c for c in json.loads(capsys.readouterr().out)}
+    assert listed["strict-cli"]["require_pushed_authorization_requests"] is True
+    assert listed["svc-basic"]["require_pushed_authorization_requests"] is False

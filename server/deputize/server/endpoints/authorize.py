@@ -263,11 +263,7 @@ async def _issue_code(
 
 
 async def _carried(
-    ctx: ServerContext,
-    conn: AsyncConnection,
-    request: AuthorizationRequest,
-    params: list[tuple[str, str]],
-    now: int,
+    conn: AsyncConnection, request: AuthorizationRequest, params: list[tuple[str, str]], now: int
 ) -> list[tuple[str, str]]:
     """What the sign-in page or the consent form sends back to ``/authorize``.  A pushed
     request stays out of the front channel (RFC 9126 §1): it is held again under a fresh
@@ -319,7 +315,7 @@ async def _sign_in_again(
         for name, value in request.params
     ]
     params = [(n, v) for n, v in params if v]
-    next_ = "authorize?" + urlencode(await _carried(ctx, conn, request, params, now))
+    next_ = "authorize?" + urlencode(await _carried(conn, request, params, now))
     return redirect(ctx.settings.endpoint("/login") + "?" + urlencode({"next": next_}), status=302)
 
 
@@ -419,7 +415,7 @@ async def _decide(
         raise RedirectError("consent_required", "the user has not consented to this request")
     forbidden = set(settings.forbidden_agent_scopes)
     shown = [(n, v) for n, v in auth.params if not (n == "prompt" and v == "consent")]
-    carried = await _carried(ctx, conn, auth, shown, now)
+    carried = await _carried(conn, auth, shown, now)
     return render(
         "consent.html",
         settings,
