@@ -12,7 +12,9 @@ chain locally, with no call to Deputize per request.
     principal.user, principal.actor, principal.chain.actors, principal.task
 
 Starlette/ASGI middleware: :mod:`deputize.verifier.starlette`; FastAPI dependency:
-:mod:`deputize.verifier.fastapi` (each imports its framework only when imported itself).
+:mod:`deputize.verifier.fastapi`; MCP servers on the official Python SDK:
+:mod:`deputize.verifier.mcp` (each imports its framework only when imported itself).
+``Verifier(..., allow_bearer=True)`` also accepts bearer tokens that are not DPoP-bound.
 See docs/verifier.md.
 """
 

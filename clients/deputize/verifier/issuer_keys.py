@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from deputize.keys import JoseError, KeySet, ParsedJWT, PublicKey
 from deputize.verifier import _http
 from deputize.verifier.errors import UnavailableError
@@ -79,7 +77,7 @@ class IssuerKeys:
 
     # --- fetching -----------------------------------------------------------------------------
 
-    def refresh(self, http: httpx.Client) -> None:
+    def refresh(self, http: _http.SyncHTTP) -> None:
         with self._thread_lock:
             if not self.should_refresh(missing=True):
                 return  # another thread just did it
@@ -89,7 +87,7 @@ class IssuerKeys:
                 uri = self._jwks_uri_from(_http.get_json(http, metadata_url(self.issuer)))
             self._install(_http.get_json(http, uri), uri)
 
-    async def arefresh(self, http: httpx.AsyncClient) -> None:
+    async def arefresh(self, http: _http.AsyncHTTP) -> None:
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
         async with self._async_lock:

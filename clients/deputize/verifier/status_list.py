@@ -24,8 +24,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-import httpx
-
 from deputize.keys import JoseError, check_times, finite_number, parse
 from deputize.keys._b64 import b64url_decode
 from deputize.verifier import _http
@@ -136,7 +134,7 @@ class StatusLists:
         failed = self._failed.get(uri)
         return failed is None or self._clock() - failed >= self._retry_interval
 
-    def fetch(self, http: httpx.Client, uri: str) -> None:
+    def fetch(self, http: _http.SyncHTTP, uri: str) -> None:
         with self._thread_lock:
             if self._is_fresh(uri):
                 return
@@ -149,7 +147,7 @@ class StatusLists:
                 self._failed_now(uri)
                 raise
 
-    async def afetch(self, http: httpx.AsyncClient, uri: str) -> None:
+    async def afetch(self, http: _http.AsyncHTTP, uri: str) -> None:
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
         async with self._async_lock:

@@ -23,7 +23,8 @@ The checks, in order (each has a test that fails it, ``tests/clients/verifier/``
 No network I/O on the hot path: keys and status lists are cached in memory.  A miss (a new
 ``kid`` after rotation, a status list past its ``ttl``) is fetched — with ``httpx.Client``
 from :meth:`Verifier.verify`, with ``httpx.AsyncClient`` from :meth:`Verifier.averify`, so an
-event loop is never blocked — and the check runs again.
+event loop is never blocked — and the check runs again.  ``http=`` / ``async_http=`` may be
+``httpx`` or ``httpx2`` clients of your own (yours to close).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from deputize.keys.chain import audience_list, parse_chain, scope_list
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.keys.dpop import bound_key, check_proof
 from deputize.keys.jwt import parse_parts, string_claim
+from deputize.verifier._http import AsyncHTTP, SyncHTTP
 from deputize.verifier.errors import (
     InsufficientScopeError,
     InvalidDPoPProofError,
@@ -128,8 +130,8 @@ class Verifier:
         status_max_age: float = 300,
         status_retry_interval: float = 5,
         key_refresh_interval: float = 30,
-        http: httpx.Client | None = None,
-        async_http: httpx.AsyncClient | None = None,
+        http: SyncHTTP | None = None,
+        async_http: AsyncHTTP | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if issuer.endswith("/"):
@@ -241,12 +243,12 @@ class Verifier:
             await self._async_http.aclose()
             self._async_http = None
 
-    def _client(self) -> httpx.Client:
+    def _client(self) -> SyncHTTP:
         if self._http is None:
             self._http = httpx.Client(timeout=_HTTP_TIMEOUT)
         return self._http
 
-    def _aclient(self) -> httpx.AsyncClient:
+    def _aclient(self) -> AsyncHTTP:
         if self._async_http is None:
             self._async_http = httpx.AsyncClient(timeout=_HTTP_TIMEOUT)
         return self._async_http

@@ -109,6 +109,40 @@ def test_the_async_path_fetches_without_blocking(server: LiveServer, clock: Cloc
     assert asyncio.run(main()).actor == "agent-a"
 
 
+@pytest.mark.parametrize("lib", ["httpx", "httpx2"], ids=["with httpx", "with httpx2"])
+def test_fetches_with_a_client_of_either_library(
+    server: LiveServer, clock: Clock, lib: str
+) -> None:
+    """Keys and status lists through the caller's own client, sync and async; a fetch that
+    fails with that library's transport error is refused as unavailable, not a crash."""
+    import importlib
+
+    from deputize.verifier import UnavailableError
+
+    module = importlib.import_module(lib)
+    t1, t2 = chain_to_agent_b(server)
+    with module.Client(timeout=5) as http:
+        verifier = Verifier(server.url, DOCS, clock=clock, http=http)
+        assert read(verifier, clock, "agent-a", t1).actor == "agent-a"
+        assert verifier.keys.fetches == 1 and verifier.status_lists.fetches == 1
+        verifier.close()  # not ours: the client stays open
+        assert not http.is_closed
+
+    async def main() -> Principal:
+        async with module.AsyncClient(timeout=5) as http:
+            verifier = Verifier(server.url, DOCS, clock=clock, async_http=http)
+            proof = create_proof(DPOP_KEYS["agent-b"], "GET", URL, access_token=t2, now=clock())
+            return await verifier.averify(
+                authorization=f"DPoP {t2}", dpop=[proof], method="GET", url=URL
+            )
+
+    assert asyncio.run(main()).chain.actors == ("agent-a", "agent-b")
+    with module.Client(timeout=5) as http:
+        unreachable = Verifier("http://127.0.0.1:9", DOCS, clock=clock, http=http)
+        with pytest.raises(UnavailableError):
+            unreachable.keys.refresh(http)
+
+
 def test_status_list_endpoint(server: LiveServer) -> None:
     start_chain(server, resource=DOCS)
     response = server.client.get("/statuslists/0")
