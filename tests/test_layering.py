@@ -140,7 +140,7 @@ MAY_NOT_IMPORT: dict[str, set[str]] = {
         "registration",
         "tokens",
     },
-    "registration": {"accounts", "app", "cli", "delegation", "endpoints", "grants", "tokens"},
+    "registration": {"accounts", "app", "cli", "delegation", "endpoints", "grants"},
     "accounts": {"app", "cli", "delegation", "endpoints", "grants"},
     "delegation": {"accounts", "app", "cli", "endpoints", "grants"},
     "grants": {"app", "cli", "endpoints"},

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from delegation_support import DOCS, claims_of
+from delegation_support import DOCS, claims_of, introspect
 from signin_support import Browser, auth_params, obtain_code, pkce, run_db, start
 from sqlalchemy import select
 
@@ -131,7 +131,8 @@ def test_register_returns_the_client_and_its_credentials(server: LiveServer) -> 
 def test_a_registered_public_client_signs_in_with_pkce_and_dpop(
     server: LiveServer, browser: Browser
 ) -> None:
-    client_id = register(server, app_metadata(scope="docs:read")).json()["client_id"]
+    registration = register(server, app_metadata(scope="docs:read")).json()
+    client_id = registration["client_id"]
     refused = sign_in(server, browser, client_id, None)
     assert_registration_error(refused, 400, "invalid_request")
     assert "DPoP" in refused.json()["error_description"]
@@ -140,6 +141,11 @@ def test_a_registered_public_client_signs_in_with_pkce_and_dpop(
     assert response.json()["token_type"] == "DPoP"
     claims = claims_of(response.json()["access_token"])
     assert claims["aud"] == DOCS and claims["client_id"] == client_id and "act" not in claims
+    assert introspect(server, response.json()["access_token"])["active"] is True
+    # RFC 7592 §2.3: deleting the client revokes what it was issued.
+    server.client.delete(registration["registration_client_uri"],
+                         headers=bearer(registration["registration_access_token"]))  # fmt: skip
+    assert introspect(server, response.json()["access_token"])["active"] is False
 
 
 def test_bearer_for_registered_public_clients_only_when_allowed(
@@ -333,11 +339,13 @@ def test_read_update_and_delete_with_the_registration_access_token(server: LiveS
         first["client_id"], redirect_uri=REDIRECT))  # fmt: skip
     assert page.status_code == 400
     events = run_db(server, lambda conn: conn.execute(
-        select(audit_log.c.event).where(audit_log.c.client_id == first["client_id"])))  # fmt: skip
+        select(audit_log.c.event).where(audit_log.c.client_id == first["client_id"])
+        .order_by(audit_log.c.id)))  # fmt: skip
     assert [e for (e,) in events.all()] == [
         audit.CLIENT_REGISTERED,
         audit.CLIENT_UPDATED,
         audit.CLIENT_DELETED,
+        audit.TOKEN_REVOKED,
     ]
 
 
@@ -435,3 +443,37 @@ def test_a_bare_yaml_off_means_off(tmp_path: Path) -> None:
     path = tmp_path / "deputize.yaml"
     path.write_text("issuer: https://as.example.com\nregistration:\n  mode: off\n")
     assert load_settings(path, env={}).registration.mode == "off"
+
+
+def test_the_rate_limit_window_slides_and_its_memory_is_bounded() -> None:
+    from deputize.server.errors import TooManyRequestsError
+    from deputize.server.registration import policy
+
+    now = [1000.0]
+    limiter = policy.RateLimiter(2, clock=lambda: now[0])
+    limiter.check("a")
+    now[0] += 30
+    limiter.check("a")
+    with pytest.raises(TooManyRequestsError) as refused:
+        limiter.check("a")
+    assert refused.value.headers["Retry-After"] == "30"
+    limiter.check("b")  # another source has its own count
+    now[0] += 30.5
+    limiter.check("a")  # the first request left the window
+    for n in range(policy._MAX_SOURCES + 5):
+        limiter.check(f"source-{n}")
+    assert len(limiter._seen) == policy._MAX_SOURCES
+
+
+def test_registered_confidential_clients_bind_even_when_bearer_is_allowed(
+    server_factory: ServerFactory,
+) -> None:
+    server = start(server_factory, registration={
+        **OPEN, "allowed_grant_types": ["client_credentials"],
+        "allow_bearer_for_public_clients": True})  # fmt: skip
+    body = register(server, {"grant_types": ["client_credentials"]}).json()
+    assert body["dpop_bound_access_tokens"] is True
+    headers = server.basic(body["client_id"], body["client_secret"])
+    response = server.client.post("/token", data={"grant_type": "client_credentials"},
+                                  headers=headers)  # fmt: skip
+    assert_registration_error(response, 400, "invalid_request")

@@ -24,6 +24,7 @@ from deputize.server.registration.metadata import SERVER_FIELDS, client_record, 
 from deputize.server.registration.policy import bearer_token, binding_required
 from deputize.server.settings import ClientConfig, Settings
 from deputize.server.storage import clients, registrations
+from deputize.server.tokens.revocation import revoke as revoke_tokens
 
 SECRET_METHODS: Final = ("client_secret_basic", "client_secret_post")
 TOKEN_PREFIX: Final = "dzreg_"
@@ -162,6 +163,9 @@ async def delete(
     *,
     source: str | None,
 ) -> None:
+    """RFC 7592 §2.3: the client is gone, and its tokens are revoked with it (the SHOULD of
+    §2.3: they and everything delegated from them show as revoked at once)."""
     await authenticate(conn, client_id, authorization, lock=True)
     if not await registrations.remove(conn, client_id, now, reason="deleted", source=source):
         raise InvalidTokenError("the registration access token is invalid for this client")
+    await revoke_tokens(conn, now, by=client_id, client_id=client_id)
