@@ -226,6 +226,9 @@ def test_a_confidential_registration_gets_a_secret_shown_once(
         (app_metadata(response_types=["token"]), "invalid_client_metadata"),
         (app_metadata(token_endpoint_auth_method="tls_client_auth"), "invalid_client_metadata"),
         (app_metadata(jwks={"keys": []}), "invalid_client_metadata"),
+        ({"token_endpoint_auth_method": "private_key_jwt", "grant_types": ["authorization_code"],
+          "redirect_uris": [REDIRECT], "jwks_uri": "https://10.0.0.1/jwks"},
+         "invalid_client_metadata"),
         (app_metadata(dpop_bound_access_tokens="yes"), "invalid_client_metadata"),
         (app_metadata(client_uri="http://example.com"), "invalid_client_metadata"),
         (app_metadata(client_name="x\x00"), "invalid_client_metadata"),
@@ -241,7 +244,8 @@ def test_a_confidential_registration_gets_a_secret_shown_once(
         "refuses redirect_uris that is not a list", "refuses a grant type the policy omits",
         "refuses token exchange", "refuses a scope the policy omits",
         "refuses an implicit response type", "refuses an unknown auth method",
-        "refuses keys for a public client", "refuses a non-boolean dpop_bound_access_tokens",
+        "refuses keys for a public client",
+        "refuses jwks_uri (server-side fetches)", "refuses a non-boolean dpop_bound_access_tokens",
         "refuses a plain-http client_uri", "refuses NUL in a string",
         "refuses software statements", "refuses a JSON array", "refuses a JSON string",
         "refuses a JSON number",
@@ -429,7 +433,11 @@ def test_the_mcp_sdk_registration_request_is_accepted(
          "a localhost issuer opens registration", "a public issuer keeps it off"],
 )  # fmt: skip
 def test_init_opens_registration_only_for_a_loopback_issuer(
-    tmp_path: Path, issuer: str | None, mode: str, bearer: bool
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    issuer: str | None,
+    mode: str,
+    bearer: bool,
 ) -> None:
     target = tmp_path / "deputize.yaml"
     assert (
@@ -437,6 +445,9 @@ def test_init_opens_registration_only_for_a_loopback_issuer(
     )
     policy = load_settings(target, env={}).registration
     assert (policy.mode, policy.allow_bearer_for_public_clients) == (mode, bearer)
+    capsys.readouterr()
+    assert cli.main(["check-config", str(target)]) == 0
+    assert f"registration      {mode}" in capsys.readouterr().out
 
 
 def test_a_bare_yaml_off_means_off(tmp_path: Path) -> None:
@@ -477,3 +488,10 @@ def test_registered_confidential_clients_bind_even_when_bearer_is_allowed(
     response = server.client.post("/token", data={"grant_type": "client_credentials"},
                                   headers=headers)  # fmt: skip
     assert_registration_error(response, 400, "invalid_request")
+
+
+def test_a_private_key_jwt_client_registers_its_keys_inline(server: LiveServer) -> None:
+    jwks = {"keys": [SigningKey.generate("ES256").public_jwk()]}
+    body = register(server, app_metadata(token_endpoint_auth_method="private_key_jwt", jwks=jwks))
+    assert body.status_code == 201, body.text
+    assert body.json()["jwks"] == jwks and "client_secret" not in body.json()

@@ -65,6 +65,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  signing algorithm {settings.signing_alg}")
     print(f"  static clients    {len(settings.clients)}")
     print(f"  trusted issuers   {len(settings.trusted_issuers)}")
+    policy = settings.registration
+    bearer = ", bearer for public clients" if policy.allow_bearer_for_public_clients else ""
+    print(f"  registration      {policy.mode}{bearer}")
     return 0
 
 

@@ -185,9 +185,10 @@ def validate(body: object, policy: RegistrationSettings, client_id: str) -> Meta
     if method == "private_key_jwt":
         if body.get("jwks") is not None:
             registered["jwks"] = record["jwks"] = body["jwks"]
-        if (jwks_uri := _text(body, "jwks_uri", limit=_MAX_URI)) is not None:
-            _web_url("jwks_uri", jwks_uri, InvalidClientMetadataError)
-            registered["jwks_uri"] = record["jwks_uri"] = jwks_uri
+        if body.get("jwks_uri") is not None:
+            # Fetching a URL any registrant names would let anyone aim this server's requests
+            # at hosts only it can reach (SSRF); registered keys are sent inline.
+            raise InvalidClientMetadataError("jwks_uri is not accepted here; send jwks inline")
     elif body.get("jwks") is not None or body.get("jwks_uri") is not None:
         raise InvalidClientMetadataError("jwks and jwks_uri are only for private_key_jwt clients")
     if method == PUBLIC_CLIENT and set(grant_types) - {AUTHORIZATION_CODE, "refresh_token"}:
