@@ -377,3 +377,19 @@ def test_sign_in_guide_code_runs(server_factory: Any, tmp_path: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("DPoP [") and "'refresh_token'" in lines[0]
     assert lines[1] == "refreshed True"
+
+
+def test_mcp_guide_shows_the_example_as_it_runs() -> None:
+    """mcp.md's Python blocks are the example's code, verbatim (tests/interop/
+    test_mcp_example.py runs the example and checks it prints what the guide shows), and it
+    links the guide from the index and the README."""
+    example = "\n".join(
+        path.read_text() for path in sorted((DOCS.parent / "examples" / "mcp").glob("*.py"))
+    )
+    text = (DOCS / "mcp.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 4
+    for block in blocks:
+        assert block in example, f"not in examples/mcp/: {block[:80]!r}"
+    assert "(mcp.md)" in (DOCS / "index.md").read_text()
+    assert "(docs/mcp.md)" in README.read_text()

@@ -1,0 +1,1 @@
+"""The MCP example: see __main__.py and docs/mcp.md."""
