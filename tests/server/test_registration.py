@@ -442,6 +442,20 @@ def test_init_opens_registration_only_for_a_loopback_issuer(
     assert f"registration      {mode}" in capsys.readouterr().out
 
 
+def test_init_names_the_mcp_server_the_sdk_will_ask_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "deputize.yaml"
+    resource = "http://127.0.0.1:8001/mcp"
+    argv = ["init", "--output", str(target), "--resource", resource, "--scope", "docs:read"]
+    assert cli.main(argv) == 0
+    policy = load_settings(target, env={}).registration
+    assert policy.audiences == (resource,) and policy.allowed_scopes == ("docs:read",)
+    capsys.readouterr()
+    assert cli.main(["init", "--output", str(target), "--force", "--resource", "mcp"]) == 2
+    assert "--resource: 'mcp' is not an absolute URL" in capsys.readouterr().err
+
+
 def test_a_bare_yaml_off_means_off(tmp_path: Path) -> None:
     path = tmp_path / "deputize.yaml"
     path.write_text("issuer: https://as.example.com\nregistration:\n  mode: off\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,21 @@ def cmd_init(args: argparse.Namespace) -> int:
             "  allow_bearer_for_public_clients: true  # development only",
             1,
         )
+    if args.resource:
+        for resource in args.resource:
+            parts = urlsplit(resource)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+                raise UsageError(f"--resource: {resource!r} is not an absolute URL (RFC 8707)")
+        text = text.replace(
+            "  audiences: []", f"  audiences: {json.dumps(list(args.resource))}", 1
+        )  # JSON is YAML: the URLs are quoted
+    if args.scope:
+        for scope in args.scope:
+            if not scope or not scope.isprintable() or " " in scope or '"' in scope:
+                raise UsageError(f"--scope: {scope!r} is not a scope token (RFC 6749 §3.3)")
+        text = text.replace(
+            "  allowed_scopes: []", f"  allowed_scopes: {json.dumps(list(args.scope))}", 1
+        )
     try:
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -81,6 +97,20 @@ def add_parsers(commands: Any) -> None:
     init.add_argument("--output", "-o", default=DEFAULT_CONFIG, metavar="FILE")
     init.add_argument("--issuer", help="issuer URL to put in the file")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.add_argument(
+        "--resource",
+        action="append",
+        metavar="URL",
+        help="a resource (RFC 8707) registered clients may get tokens for, such as your MCP "
+        "server's URL (repeatable; registration.audiences)",
+    )
+    init.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="a scope registered clients may ask for, such as your MCP server's "
+        "(repeatable; registration.allowed_scopes)",
+    )
     init.set_defaults(func=cmd_init)
 
     check = commands.add_parser(
