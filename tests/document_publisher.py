@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import ssl
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from hostile_publisher import send_body
 
 
 @dataclass
@@ -53,21 +54,7 @@ def document_publisher(tls: ssl.SSLContext | None = None) -> Iterator[Publisher]
                 self.send_response(page.status)
                 for name, value in page.headers.items():
                     self.send_header(name, value)
-                if page.mode == "endless":
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    chunk = b" " * 16384
-                    while True:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.send_header("Content-Length", str(len(page.body)))
-                self.end_headers()
-                if page.mode == "drip":
-                    for i in range(len(page.body)):
-                        self.wfile.write(page.body[i : i + 1])
-                        self.wfile.flush()
-                        time.sleep(page.interval)  # the misbehaviour itself
-                else:
-                    self.wfile.write(page.body)
+                send_body(self, page.body, page.mode, page.interval, b" ")
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up, as it should
 

@@ -34,21 +34,7 @@ def hostile_publisher(behaviour: Behaviour) -> Iterator[str]:
             try:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                if behaviour.mode == "endless":
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    chunk = b"[" * 16384
-                    while True:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.send_header("Content-Length", str(len(behaviour.body)))
-                self.end_headers()
-                if behaviour.mode == "drip":
-                    for i in range(len(behaviour.body)):
-                        self.wfile.write(behaviour.body[i : i + 1])
-                        self.wfile.flush()
-                        time.sleep(behaviour.interval)  # the misbehaviour itself
-                else:
-                    self.wfile.write(behaviour.body)
+                send_body(self, behaviour.body, behaviour.mode, behaviour.interval, b"[")
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up, as it should
 
@@ -64,3 +50,26 @@ def hostile_publisher(behaviour: Behaviour) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def send_body(
+    handler: BaseHTTPRequestHandler, body: bytes, mode: str, interval: float, filler: bytes
+) -> None:
+    """The rest of a response whose status and headers the caller sent: ``body`` at once, a byte
+    every ``interval`` seconds (``drip``), or an endless chunked stream of ``filler``
+    (``endless``), which only the client hanging up ends (``BrokenPipeError``)."""
+    if mode == "endless":
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        chunk = filler * 16384
+        while True:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if mode == "drip":
+        for i in range(len(body)):
+            handler.wfile.write(body[i : i + 1])
+            handler.wfile.flush()
+            time.sleep(interval)  # the misbehaviour itself
+    else:
+        handler.wfile.write(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from deputize.keys.details import DetailType
 from deputize.keys.policy.conditions import Condition
@@ -124,26 +124,29 @@ class Policy:
     def tier_rules(self, action: str) -> tuple[TierRule, ...]:
         """The tier rules that can apply to ``action`` (an index built on first use: a decision
         skips the rules about other actions without looking at them)."""
-        found = self._tiers_by_action.get(action)
-        if found is None:
-            found = tuple(r for r in self.tiers if _mentions(r.permissions, action))
-            if len(self._tiers_by_action) < _INDEX_LIMIT:  # actions asked from the network
-                self._tiers_by_action[action] = found
-        return found
+        return _indexed(self._tiers_by_action, self.tiers, action)
 
     def condition_rules(self, action: str) -> tuple[ConditionRule, ...]:
         """The conditions that can apply to ``action`` (indexed like :meth:`tier_rules`)."""
-        found = self._conditions_by_action.get(action)
-        if found is None:
-            found = tuple(r for r in self.conditions if _mentions(r.permissions, action))
-            if len(self._conditions_by_action) < _INDEX_LIMIT:
-                self._conditions_by_action[action] = found
-        return found
+        return _indexed(self._conditions_by_action, self.conditions, action)
 
+
+R = TypeVar("R", "TierRule", "ConditionRule")
 
 #: Bound on the per-action indexes: actions come from requests, so a flood of made-up ones must
 #: not grow them without end (past it, decisions still work, only unindexed).
 _INDEX_LIMIT: Final = 1024
+
+
+def _indexed(index: dict[str, tuple[R, ...]], rules: tuple[R, ...], action: str) -> tuple[R, ...]:
+    """The ``rules`` that can apply to ``action``, remembered in ``index`` (bounded: actions
+    come from requests)."""
+    found = index.get(action)
+    if found is None:
+        found = tuple(r for r in rules if _mentions(r.permissions, action))
+        if len(index) < _INDEX_LIMIT:
+            index[action] = found
+    return found
 
 
 def _mentions(permissions: tuple[Permission, ...], action: str) -> bool:
