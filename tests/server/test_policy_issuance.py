@@ -135,6 +135,8 @@ def test_details_flow_down_and_only_narrow(live: LiveServer) -> None:
     ]
     seen = introspect(live, t1)
     assert seen["authorization_details"] == claims_of(t1)["authorization_details"]
+    # RFC 9396 §7: the token response says what was granted, too.
+    assert ok.json()["authorization_details"] == claims_of(t1)["authorization_details"]
     # A hand-off to analyst: read on one file is inside; write is beyond analyst's profile.
     read = exchange(live, "agent-a", t1, audience="agent-b",
                     authorization_details=details((["read"], ["docs:/q3/a.txt"])))  # fmt: skip
@@ -144,6 +146,7 @@ def test_details_flow_down_and_only_narrow(live: LiveServer) -> None:
     assert claims_of(redeemed.json()["access_token"])["authorization_details"][0]["locations"] == [
         "docs:/q3/a.txt"
     ]
+    assert redeemed.json()["authorization_details"][0]["locations"] == ["docs:/q3/a.txt"]
     write = exchange(live, "agent-a", t1, audience="agent-b",
                      authorization_details=details((["write"], ["docs:/q3/a.txt"])))  # fmt: skip
     body = assert_error(write, 400, "invalid_authorization_details")
@@ -228,6 +231,7 @@ def test_an_agent_acting_for_itself_is_bounded_by_its_profile(live: LiveServer) 
     assert ok.status_code == 200, ok.text
     claims = claims_of(ok.json()["access_token"])
     assert claims["authorization_details"][0]["actions"] == ["read", "write"]
+    assert ok.json()["authorization_details"] == claims["authorization_details"]  # RFC 9396 §7
     assert "roles" not in claims  # nobody's roles: it acts for nobody
     supervised = _own(live, "agent-c", authorization_details=details((["delete"], ["docs:/a"])))
     body = assert_error(supervised, 400, "invalid_authorization_details")

@@ -1,6 +1,7 @@
 """The delegation policy where a person signs in: an agent that signs a person in (code flow)
 is cut to the person's roles and its profile, and its token carries the roles for the next
-hops; ``authorization_details`` are refused at sign-in, never ignored."""
+hops; ``authorization_details`` of a type the policy does not declare are refused at sign-in,
+never ignored (tests/server/test_signin_details.py has the rest)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def test_an_app_is_not_the_policy_s_business(server: LiveServer, browser: Browse
     assert claims["scope"] == "openid docs:read docs:write" and "roles" not in claims
 
 
-def test_authorization_details_are_refused_at_sign_in(server: LiveServer, browser: Browser) -> None:
+def test_undeclared_authorization_details_are_refused_at_sign_in(
+    server: LiveServer, browser: Browser
+) -> None:
     params = auth_params(authorization_details='[{"type": "docs"}]')
     response = browser.authorize(params)
     assert response.status_code in (302, 303)

@@ -24,12 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deputize.keys._json import loads
 from deputize.keys.chain import AttenuationError
 from deputize.keys.details import Detail, check_attenuation, parse_details
 from deputize.keys.policy import Decision, Permission, Policy, Question, decide
 from deputize.keys.policy.model import ALL_ACTIONS
 from deputize.keys.policy.tokens import scope_permissions
+from deputize.server.delegation.signin_details import normalised, parse_param
 from deputize.server.errors import (
     InvalidAuthorizationDetailsError,
     InvalidRequestError,
@@ -39,9 +39,6 @@ from deputize.server.settings import ClientConfig
 from deputize.server.storage.request_store import RequestStore
 from deputize.server.storage.tokens import USER
 from deputize.server.tokens.subject_tokens import SubjectToken
-
-#: Bounds on the ``authorization_details`` parameter before it is parsed (RFC 9396 §2).
-MAX_DETAILS_CHARS = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +88,9 @@ def allow(
     parent_details: Any,
     task: str | None,
 ) -> Allowed:
-    """What the token for the last of ``agents`` (profile names, oldest first) may carry."""
+    """What the token for the last of ``agents`` (profile names, oldest first) may carry; with
+    no agent, what a person signing in to an app may hand it (``authorization_details`` only:
+    their roles and the conditions decide)."""
     ask = _Asker(policy, person, tuple(agents), task or "")
     kept: list[str] = []
     for scope in scopes:
@@ -109,7 +108,7 @@ def _details(
 ) -> list[dict[str, Any]] | None:
     try:
         parent = None if parent_claim is None else parse_details(parent_claim, policy.types)
-        entries = parent if requested is None else _parse_param(requested, policy)
+        entries = parent if requested is None else parse_param(requested, policy)
         if entries is None:
             return None
         if parent is not None:
@@ -122,22 +121,7 @@ def _details(
             raise InvalidAuthorizationDetailsError(
                 f"{entry.type} {'/'.join(sorted(entry.actions))}: {_said(refusal)}"
             )
-    return [e.to_json(policy.types[e.type]) for e in entries]
-
-
-def _parse_param(text: str, policy: Policy) -> tuple[Detail, ...]:
-    if len(text) > MAX_DETAILS_CHARS:
-        raise AttenuationError(
-            f"authorization_details is longer than {MAX_DETAILS_CHARS} characters",
-            error="invalid_authorization_details",
-        )
-    try:
-        value = loads(text)  # ValueError for nesting too deep, too
-    except ValueError:
-        raise AttenuationError(
-            "authorization_details is not JSON", error="invalid_authorization_details"
-        ) from None
-    return parse_details(value, policy.types)
+    return normalised(entries, policy)
 
 
 def _said(decision: Decision) -> str:
@@ -154,8 +138,8 @@ class _Asker:
     __slots__ = ("_agents", "_person", "_policy", "_task")
 
     def __init__(self, policy: Policy, person: Person, agents: tuple[str, ...], task: str) -> None:
-        if not agents:
-            raise InvalidRequestError("the delegation policy decides for agents only")
+        if not agents and person.sub is None:
+            raise InvalidRequestError("the delegation policy decides for agents and people")
         self._policy, self._person, self._agents, self._task = policy, person, agents, task
 
     def _decide(self, action: str, resource: str, details: Mapping[str, Any]) -> Decision:

@@ -14,7 +14,7 @@ from deputize.server.endpoints.pages import current_session, page, page_form, us
 from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.storage import consents
 from deputize.server.storage.request_store import SqlStore
-from deputize.server.tokens.scope_words import describe_all
+from deputize.server.tokens.scope_words import describe_all, describe_details
 
 
 def _sign_in(ctx: ServerContext) -> Response:
@@ -44,6 +44,7 @@ async def account(request: Request, ctx: ServerContext, browser: Browser) -> Res
                     "client_id": consent.client_id,
                     "client_name": (client.name if client else None) or consent.client_id,
                     "scopes": describe_all(consent.scopes),
+                    "details": describe_details(consent.authorization_details),
                     "agents": agents,
                     "expires_at": consent.expires_at,
                 }

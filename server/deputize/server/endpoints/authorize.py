@@ -7,12 +7,15 @@ Checks, in order:
 2. From then on errors go back to the client (with ``state`` and RFC 9207 ``iss``):
    ``response_type=code`` only; PKCE with S256 required (RFC 7636, RFC 9700 §2.1.1); scopes the
    client may have, plus ``openid profile email``; RFC 8707 ``resource`` among its audiences;
-   ``dpop_jkt`` (RFC 9449 §10) well-formed; ``prompt`` (OpenID Connect Core §3.1.2.1).
+   ``dpop_jkt`` (RFC 9449 §10) well-formed; ``prompt`` (OpenID Connect Core §3.1.2.1);
+   ``authorization_details`` (RFC 9396 §2) of the delegation policy's types.
    The same checks run on a pushed request at ``/par`` (RFC 9126 §2.1: :func:`start_request`
    and :func:`validate`); ``/authorize`` then takes only ``client_id`` and ``request_uri``
    (§4), and refuses any other request when PAR is required (§5).
-3. A browser session, else the sign-in page (``prompt=none``: ``login_required``).
-4. A live consent covering the scopes and agents, else the consent page
+3. A browser session, else the sign-in page (``prompt=none``: ``login_required``).  Then the
+   ``authorization_details`` are decided for that person (their roles, and the agent's
+   profile when the client is an agent): a refusal names the rule.
+4. A live consent covering the scopes, details and agents, else the consent page
    (``prompt=none``: ``consent_required``; ``prompt=consent`` always asks).
 5. A single-use code, stored as its hash, valid ``sign_in.code_lifetime`` seconds, bound to
    the client, redirect URI, PKCE challenge, nonce, DPoP key and consent.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,6 +38,8 @@ from deputize.server.accounts import actions as accounts
 from deputize.server.client_documents import METADATA_DOCUMENT, ClientDocumentError
 from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
+from deputize.server.delegation.signin_details import covered
+from deputize.server.endpoints.authorize_details import decided_details, requested_details
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
 from deputize.server.errors import OAuthError
 from deputize.server.http.form import Form
@@ -42,7 +47,7 @@ from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.settings import AUTHORIZATION_CODE, ClientConfig
 from deputize.server.storage import audit, codes, consents, pushed_requests, sessions
 from deputize.server.storage.request_store import SqlStore
-from deputize.server.tokens.scope_words import OIDC_SCOPES, describe_all
+from deputize.server.tokens.scope_words import OIDC_SCOPES, describe_all, describe_details
 from deputize.server.tokens.scopes import parse_scope, select_audience
 
 CONSENT_DENIED: Final = "consent_denied"
@@ -55,6 +60,7 @@ CONTINUATION_LIFETIME: Final = 600
 FORWARDED: Final = (
     "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
     "code_challenge_method", "nonce", "prompt", "dpop_jkt", "max_age", "resource",
+    "authorization_details",
 )  # fmt: skip
 
 
@@ -82,6 +88,9 @@ class AuthorizationRequest:
     params: list[tuple[str, str]] = field(default_factory=list)
     pushed: bool = False
     """Whether the request came through ``/par`` (RFC 9126), so stays in the back channel."""
+    details: list[dict[str, Any]] | None = None
+    """RFC 9396 entries asked for, normalised; once the person is known, as the policy
+    allows them for that person (and the agent, if the client is one)."""
 
 
 def _single(values: dict[str, list[str]], name: str) -> str | None:
@@ -152,12 +161,12 @@ def validate(
         raise RedirectError("request_not_supported", "request objects are not supported")
     if "request_uri" in values:
         raise RedirectError("request_uri_not_supported", "request_uri is not supported")
-    if "authorization_details" in values:
-        # RFC 9396 §5: refused, never ignored — a client that asked for less must not get
-        # more.  Agents receive details at token exchange and client credentials.
-        raise RedirectError(
-            "invalid_authorization_details", "authorization_details are not taken at sign-in"
-        )
+    details = _single(values, "authorization_details")
+    if details is not None:
+        try:
+            request.details = requested_details(ctx, details)
+        except OAuthError as exc:
+            raise RedirectError(exc.error, exc.description) from None
     response_type = _single(values, "response_type")
     if response_type is None:
         raise RedirectError("invalid_request", "missing required parameter 'response_type'")
@@ -238,11 +247,18 @@ async def agents_to_authorise(
     return found
 
 
-def _covers(consent: consents.Consent | None, scopes: list[str], agents: list[str]) -> bool:
+def _covers(
+    ctx: ServerContext, consent: consents.Consent | None, auth: AuthorizationRequest,
+    agents: list[str],
+) -> bool:  # fmt: skip
+    source = ctx.settings.policy
     return (
         consent is not None
-        and set(scopes) <= set(consent.scopes)
+        and set(auth.scopes) <= set(consent.scopes)
         and set(agents) <= set(consent.agents)
+        and covered(
+            consent.authorization_details, auth.details, None if source is None else source.policy
+        )
     )
 
 
@@ -270,6 +286,7 @@ async def _issue_code(
             auth_time=session.auth_time,
             consent_id=consent.id,
             expires_at=now + ctx.settings.code_lifetime,
+            authorization_details=request.details,
         ),
     )
     return respond(ctx.settings.issuer, request, code=code)
@@ -384,6 +401,11 @@ async def _decide(
             raise RedirectError("login_required", "the user is not signed in")
         return await _sign_in_again(ctx, conn, auth, now)
     session, user = found
+    if auth.details is not None:  # decided for this person before they are asked to allow it
+        try:
+            auth.details = await decided_details(ctx, conn, client, user.sub, auth.details, now)
+        except OAuthError as exc:
+            raise RedirectError(exc.error, exc.description) from None
     agents = await agents_to_authorise(ctx, conn, client)
     agent_ids = [a.client_id for a in agents]
     if form is not None:  # the consent page's answer
@@ -408,7 +430,7 @@ async def _decide(
             raise PageError("Consent not recorded", "Choose Allow or Deny.")
         consent = await consents.record(
             conn, sub=user.sub, client_id=client.client_id, scopes=auth.scopes,
-            agents=agent_ids, now=now, lifetime=settings.consent_lifetime,
+            agents=agent_ids, now=now, lifetime=settings.consent_lifetime, details=auth.details,
         )  # fmt: skip
         await audit.append(
             conn,
@@ -424,7 +446,7 @@ async def _decide(
     if (
         existing is not None
         and "consent" not in auth.prompt
-        and _covers(existing, auth.scopes, agent_ids)
+        and _covers(ctx, existing, auth, agent_ids)
     ):
         return redirect(await _issue_code(ctx, conn, auth, session, existing, now), status=302)
     if "none" in auth.prompt:
@@ -446,6 +468,7 @@ async def _decide(
         user_label=user_label(user),
         user_sub=user.sub,
         scopes=describe_all(auth.scopes),
+        details=describe_details(auth.details),
         resources=auth.resources,
         agents=[
             {

@@ -8,7 +8,8 @@
 - A code bound with ``dpop_jkt`` is redeemed only with a DPoP proof by that key (RFC 9449 §10).
 - The consent it was issued under must still be live, and the user still enabled.
 - ``resource`` (RFC 8707 §2.2) may narrow the access token's audience to some of the
-  authorization request's resources, never widen it (:func:`narrow_audience`).
+  authorization request's resources, never widen it (:func:`narrow_audience`), and
+  ``authorization_details`` (RFC 9396 §6.1) the details the person allowed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from deputize.keys.compare import same_text
+from deputize.server.delegation.signin_details import narrow
 from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
 from deputize.server.grants.issuance import Grant, issue, start_grant, still_authorised
@@ -54,6 +56,7 @@ class AuthorizationCodeGrant:
 
     async def handle(self, request: TokenRequest) -> Mapping[str, Any]:
         form, client, now, conn = request.form, request.client, request.now, request.conn
+        policy = request.ctx.settings.policy.policy if request.ctx.settings.policy else None
         code = form.require("code")
         verifier = form.require("code_verifier")
         redirect_uri = form.require("redirect_uri")
@@ -86,6 +89,7 @@ class AuthorizationCodeGrant:
         await still_authorised(conn, row.consent_id, row.sub, now)
         # Before the code is spent: a refusal commits, and a mistyped resource must not burn it.
         audience = narrow_audience(form, row.resources, client, request.ctx.settings)
+        details = narrow(form.get("authorization_details"), row.authorization_details, policy)
         grant_jti, family_expires_at = await start_grant(request, row.sub)
         if not await codes.mark_used(conn, code, now, grant_jti):
             raise InvalidGrantError("the authorization code was already used")
@@ -99,5 +103,8 @@ class AuthorizationCodeGrant:
             family=secrets.token_urlsafe(24),
             family_expires_at=family_expires_at,
             nonce=row.nonce,
+            details=row.authorization_details,
         )
-        return await issue(request, grant, list(row.scopes), audience, with_refresh=True)
+        return await issue(
+            request, grant, list(row.scopes), audience, with_refresh=True, details=details
+        )

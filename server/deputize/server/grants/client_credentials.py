@@ -56,6 +56,8 @@ class ClientCredentialsGrant:
         }
         if scopes:
             response["scope"] = " ".join(scopes)
+        if "authorization_details" in carried:  # RFC 9396 §7: as granted to this token
+            response["authorization_details"] = carried["authorization_details"]
         return response
 
 

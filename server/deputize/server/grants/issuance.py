@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deputize.keys import sign
 from deputize.keys.chain import AttenuationError, Chain
 from deputize.server.delegation.permissions import Person, allow, profile_of
-from deputize.server.errors import InvalidAuthorizationDetailsError, InvalidGrantError
+from deputize.server.errors import InvalidGrantError
 from deputize.server.grants import TokenRequest
 from deputize.server.settings import PUBLIC_CLIENT, REFRESH_TOKEN
 from deputize.server.storage import consents, refresh, tokens, users
@@ -47,6 +47,8 @@ class Grant:
     family: str
     family_expires_at: int
     nonce: str | None = None
+    details: list[dict[str, Any]] | None = None
+    """RFC 9396 entries the person allowed at sign-in; the refresh token keeps them whole."""
 
 
 async def still_authorised(
@@ -93,9 +95,11 @@ async def issue(
     audience: Sequence[str],
     *,
     with_refresh: bool,
+    details: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The access token for ``audience`` (from :func:`narrow_audience`, decided by the grant
-    before it spends the code or rotates the refresh token), and ID and refresh tokens."""
+    """The access token for ``audience`` and ``details`` (from :func:`narrow_audience` and
+    :func:`signin_details.narrow`, decided by the grant before it spends the code or rotates
+    the refresh token), and ID and refresh tokens."""
     ctx, client, now = request.ctx, request.client, request.now
     settings = ctx.settings
     # Never to an agent, even if the code or refresh token predates the setting.
@@ -114,7 +118,7 @@ async def issue(
             raise InvalidGrantError(exc.description) from None
         if client.max_token_lifetime is not None:
             expires_at = min(expires_at, now + client.max_token_lifetime)
-    scopes, carried, policy = await _apply_policy(request, grant.sub, scopes)
+    scopes, carried, policy = await _apply_policy(request, grant.sub, scopes, details)
     minted = await mint_access_token(
         request.store, ctx.keyring, issuer=settings.issuer, chain=chain,
         client_id=client.client_id, audience=list(audience), scopes=scopes, now=now,
@@ -128,6 +132,8 @@ async def issue(
         "expires_in": minted.expires_at - now,
         "scope": " ".join(scopes),
     }
+    if "authorization_details" in carried:  # RFC 9396 §7: as granted to this access token
+        response["authorization_details"] = carried["authorization_details"]
     if "openid" in scopes:
         response["id_token"] = id_token(request, grant)
     if with_refresh and REFRESH_TOKEN in client.grant_types:
@@ -147,31 +153,38 @@ async def issue(
                 issued_at=now,
                 expires_at=min(now + settings.refresh_token_lifetime, grant.family_expires_at),
                 family_expires_at=grant.family_expires_at,
+                authorization_details=grant.details,
             ),
         )
     return response
 
 
 async def _apply_policy(
-    request: TokenRequest, sub: str, scopes: list[str]
+    request: TokenRequest, sub: str, scopes: list[str], details: list[dict[str, Any]] | None
 ) -> tuple[list[str], dict[str, Any], str | None]:
     """An agent signing a person in acts for them: the delegation policy cuts its scopes to
     the person's roles and the agent's profile, silently (the person consented to them at
     sign-in; the policy has the last word), and the token carries the roles for later hops.
-    ``authorization_details`` are taken at token exchange and client credentials only."""
-    if request.form.get("authorization_details") is not None:
-        raise InvalidAuthorizationDetailsError(
-            "authorization_details are taken at token exchange and client credentials only"
-        )
+    ``details`` (RFC 9396, as the person allowed them) are decided again — the policy may have
+    changed since — for an app as for an agent: a refusal names the rule."""
     source, client = request.ctx.settings.policy, request.client
-    if source is None or not client.agent:
-        return scopes, {}, None
+    carried: dict[str, Any] = {}
+    if source is None or (not client.agent and details is None):
+        if details is not None:  # consented under a policy since removed: as the exchange does
+            carried["authorization_details"] = details
+        return scopes, carried, None
     person = Person(sub, await request.store.roles(sub))
+    agents = [profile_of(client, client.client_id)] if client.agent else []
     allowed = allow(
-        source.policy, person, [profile_of(client, client.client_id)], scopes=scopes,
-        explicit_scopes=False, requested_details=None, parent_details=None, task=None,
+        source.policy, person, agents, scopes=scopes if client.agent else [],
+        explicit_scopes=False, requested_details=None, parent_details=details, task=None,
     )  # fmt: skip
-    return allowed.scopes, {"roles": list(allowed.roles or ())}, allowed.policy
+    if client.agent:
+        scopes = allowed.scopes
+        carried["roles"] = list(allowed.roles or ())
+    if allowed.details is not None:
+        carried["authorization_details"] = allowed.details
+    return scopes, carried, allowed.policy
 
 
 def id_token(request: TokenRequest, grant: Grant) -> str:

@@ -4,7 +4,8 @@ Every use returns a new refresh token and retires the old one.  Presenting a ret
 again means two parties hold it: the whole family is revoked, with every access token issued
 under it.  A public client's refresh token is bound to its DPoP key (RFC 9449 §5): the proof
 must be signed by that key.  Scope may only narrow (§6), and so may ``resource`` (RFC 8707
-§2.2): for the access token only, the refresh token keeps the grant's resources.  The consent
+§2.2) and ``authorization_details`` (RFC 9396 §6.2): for the access token only, the refresh
+token keeps the grant's resources and details.  The consent
 behind it must be live.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from deputize.keys.compare import same_text
+from deputize.server.delegation.signin_details import narrow
 from deputize.server.errors import InvalidGrantError, InvalidScopeError
 from deputize.server.grants import TokenRequest
 from deputize.server.grants.authorization_code import revoke_grant
@@ -66,7 +68,10 @@ class RefreshTokenGrant:
         if wider:
             raise InvalidScopeError("scope exceeds the original grant: " + " ".join(wider))
         # Before rotation: a refusal commits, and must not cost the client its refresh token.
-        audience = narrow_audience(form, row.resources, client, request.ctx.settings)
+        settings = request.ctx.settings
+        audience = narrow_audience(form, row.resources, client, settings)
+        policy = settings.policy.policy if settings.policy is not None else None
+        details = narrow(form.get("authorization_details"), row.authorization_details, policy)
         if not await refresh.rotate(conn, presented, now):
             raise InvalidGrantError("the refresh token was already used")
         grant = Grant(
@@ -78,5 +83,6 @@ class RefreshTokenGrant:
             grant_jti=row.grant_jti,
             family=row.family,
             family_expires_at=row.family_expires_at,
+            details=row.authorization_details,
         )
-        return await issue(request, grant, scopes, audience, with_refresh=True)
+        return await issue(request, grant, scopes, audience, with_refresh=True, details=details)

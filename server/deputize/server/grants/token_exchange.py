@@ -33,6 +33,7 @@ from deputize.keys.chain import (
 from deputize.keys.compare import same_text
 from deputize.server.clients.auth import find_client
 from deputize.server.delegation.permissions import allow, person_of, profile_of
+from deputize.server.delegation.signin_details import NO_TYPES
 from deputize.server.delegation.who_may_act import authorise
 from deputize.server.errors import (
     InvalidAuthorizationDetailsError,
@@ -192,6 +193,8 @@ class TokenExchangeGrant:
         }
         if scopes:
             response["scope"] = " ".join(scopes)
+        if "authorization_details" in carried:  # RFC 9396 §7: as granted to this token
+            response["authorization_details"] = carried["authorization_details"]
         return response
 
     @staticmethod
@@ -305,9 +308,7 @@ async def _apply_policy(
     form = request.form
     if source is None:
         if form.get("authorization_details") is not None:
-            raise InvalidAuthorizationDetailsError(
-                "this server declares no authorization_details types (no delegation policy)"
-            )
+            raise InvalidAuthorizationDetailsError(NO_TYPES)
         carried = {} if subject.details is None else {"authorization_details": subject.details}
         return scopes, carried, None
     profiles = [await _profile(request, actor) for actor in chain.actors]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +28,17 @@ class Code:
     expires_at: int
     used_at: int | None = None
     grant_jti: str | None = None
+    authorization_details: list[dict[str, Any]] | None = None
+    """RFC 9396: what the person allowed, normalised; None when none were asked for."""
+
+
+def dump_details(details: list[dict[str, Any]] | None) -> str | None:
+    """An ``authorization_details`` column's text (codes, consents, refresh tokens)."""
+    return None if details is None else json.dumps(details, separators=(",", ":"))
+
+
+def load_details(text: str | None) -> list[dict[str, Any]] | None:
+    return None if text is None else list(json.loads(text))
 
 
 def digest(code: str) -> str:
@@ -48,6 +60,7 @@ async def store(conn: AsyncConnection, code: str, data: Code) -> None:
             auth_time=data.auth_time,
             consent_id=data.consent_id,
             expires_at=data.expires_at,
+            authorization_details=dump_details(data.authorization_details),
         )
     )
 
@@ -69,6 +82,7 @@ async def take(conn: AsyncConnection, code: str) -> Code | None:
     data.pop("code_hash")
     data["scopes"] = tuple(s for s in data["scopes"].split(" ") if s)
     data["resources"] = tuple(json.loads(data["resources"]))
+    data["authorization_details"] = load_details(data["authorization_details"])
     return Code(**data)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deputize.server.storage.codes import dump_details, load_details
 from deputize.server.storage.tables import consents
 
 
@@ -27,6 +29,8 @@ class Consent:
     created_at: int
     expires_at: int
     revoked_at: int | None
+    authorization_details: list[dict[str, Any]] | None = None
+    """RFC 9396 entries the person allowed (normalised), None when none were asked for."""
 
     def live(self, now: int) -> bool:
         return self.revoked_at is None and self.expires_at > now
@@ -36,6 +40,7 @@ def _from_row(row: object) -> Consent:
     data = dict(row._mapping)  # type: ignore[attr-defined]
     data["scopes"] = tuple(s for s in data["scopes"].split(" ") if s)
     data["agents"] = tuple(a for a in data["agents"].split(" ") if a)
+    data["authorization_details"] = load_details(data["authorization_details"])
     return Consent(**data)
 
 
@@ -48,9 +53,11 @@ async def record(
     agents: list[str],
     now: int,
     lifetime: int,
+    details: list[dict[str, Any]] | None = None,
 ) -> Consent:
     """Record consent.  A live consent to the same client is widened and extended in place
-    (same id, so refresh tokens issued under it stay valid); else a new one is made."""
+    (same id, so refresh tokens issued under it stay valid); else a new one is made.
+    ``details`` (RFC 9396 entries) are added to the consent's, each kept once."""
     existing = (
         await conn.execute(
             select(consents)
@@ -68,6 +75,7 @@ async def record(
         old = _from_row(existing)
         merged_scopes = list(dict.fromkeys([*old.scopes, *scopes]))
         merged_agents = list(dict.fromkeys([*old.agents, *agents]))
+        merged_details = _merged(old.authorization_details, details)
         await conn.execute(
             update(consents)
             .where(consents.c.id == old.id)
@@ -75,6 +83,7 @@ async def record(
                 scopes=" ".join(merged_scopes),
                 agents=" ".join(merged_agents),
                 expires_at=now + lifetime,
+                authorization_details=dump_details(merged_details),
             )
         )
         found = await get(conn, old.id)
@@ -89,6 +98,7 @@ async def record(
         created_at=now,
         expires_at=now + lifetime,
         revoked_at=None,
+        authorization_details=details,
     )
     await conn.execute(
         sql_insert(consents).values(
@@ -100,9 +110,18 @@ async def record(
             created_at=now,
             expires_at=consent.expires_at,
             revoked_at=None,
+            authorization_details=dump_details(details),
         )
     )
     return consent
+
+
+def _merged(
+    old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None
+) -> list[dict[str, Any]] | None:
+    if old is None or new is None:
+        return new if old is None else old
+    return [*old, *(entry for entry in new if entry not in old)]
 
 
 async def get(conn: AsyncConnection, consent_id: str, *, lock: bool = False) -> Consent | None:

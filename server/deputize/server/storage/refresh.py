@@ -11,10 +11,12 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deputize.server.storage.codes import dump_details, load_details
 from deputize.server.storage.tables import refresh_tokens
 
 #: A recognisable prefix, so a leaked refresh token is easy to find with secret scanners.
@@ -37,6 +39,8 @@ class RefreshToken:
     family_expires_at: int
     rotated_at: int | None = None
     revoked_at: int | None = None
+    authorization_details: list[dict[str, Any]] | None = None
+    """RFC 9396: the sign-in's, kept whole; a refresh request may narrow its access token's."""
 
 
 def digest(token: str) -> str:
@@ -51,6 +55,7 @@ async def issue(conn: AsyncConnection, data: RefreshToken) -> str:
     }
     values["scopes"] = " ".join(data.scopes)
     values["resources"] = json.dumps(list(data.resources))
+    values["authorization_details"] = dump_details(data.authorization_details)
     await conn.execute(insert(refresh_tokens).values(**values))
     return token
 
@@ -72,6 +77,7 @@ async def find(conn: AsyncConnection, token: str) -> RefreshToken | None:
     data.pop("token_hash")
     data["scopes"] = tuple(s for s in data["scopes"].split(" ") if s)
     data["resources"] = tuple(json.loads(data["resources"]))
+    data["authorization_details"] = load_details(data["authorization_details"])
     return RefreshToken(**data)
 
 

@@ -217,6 +217,7 @@ consents = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("authorization_details", Text, nullable=True),  # RFC 9396, JSON (migration 0011)
     Index("ix_consents_sub", "sub"),
 )
 
@@ -238,6 +239,7 @@ authorization_codes = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
     Column("grant_jti", String(64), nullable=True),
+    Column("authorization_details", Text, nullable=True),  # RFC 9396, JSON (migration 0011)
     Index("ix_authorization_codes_expires_at", "expires_at"),
 )
 
@@ -273,6 +275,7 @@ refresh_tokens = Table(
     Column("family_expires_at", BigInteger, nullable=False),
     Column("rotated_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("authorization_details", Text, nullable=True),  # RFC 9396, JSON (migration 0011)
     Index("ix_refresh_tokens_family", "family"),
     Index("ix_refresh_tokens_sub", "sub"),
     Index("ix_refresh_tokens_expires_at", "expires_at"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 OIDC_SCOPES: Final = ("openid", "profile", "email")
 _KNOWN: Final = {
@@ -38,3 +38,27 @@ def describe(scope: str) -> ScopeWords:
 
 def describe_all(scopes: list[str] | tuple[str, ...]) -> list[ScopeWords]:
     return [describe(s) for s in scopes]
+
+
+@dataclass(frozen=True, slots=True)
+class DetailWords:
+    """One RFC 9396 entry as the consent and account pages show it."""
+
+    type: str
+    actions: str
+    resources: list[str]
+    limits: list[str]
+
+
+def describe_details(details: list[dict[str, Any]] | None) -> list[DetailWords]:
+    """Normalised ``authorization_details`` entries in words: the actions, the resources
+    (whichever field the type names them in) and each limit, as "max_amount at most 500"."""
+    shown: list[DetailWords] = []
+    for entry in details or ():
+        resources = [str(r) for k, v in entry.items() if isinstance(v, list) and k != "actions"
+                     for r in v]  # fmt: skip
+        limits = [f"{k.replace('_', ' ')} at most {v}" for k, v in entry.items()
+                  if isinstance(v, int | float) and not isinstance(v, bool)]  # fmt: skip
+        actions = ", ".join(str(a) for a in entry.get("actions", ()))
+        shown.append(DetailWords(str(entry.get("type")), actions, resources, limits))
+    return shown
