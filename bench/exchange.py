@@ -124,6 +124,9 @@ class Bench:
         #: What the server command runs under (``exchange_instructions.py``: valgrind), where
         #: its stderr goes, and how long setup requests may take.
         self.launcher: list[str] = []
+        #: How Python starts the server's command line (``exchange_instructions.py --cold``
+        #: starts it with the decision cache switched off).
+        self.entry: list[str] = ["-m", "deputize.server.cli"]
         self.server_stderr: int | None = None
         self.http_timeout = 5.0
 
@@ -171,7 +174,7 @@ class Bench:
         path = self.tmp / "deputize.yaml"
         path.write_text(yaml.safe_dump(self.config()))
         command = [
-            *self.launcher, sys.executable, "-m", "deputize.server.cli", "serve",
+            *self.launcher, sys.executable, *self.entry, "serve",
             "--config", str(path), "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
         if self.args.server_cpu is not None:

@@ -3,6 +3,7 @@ busy machine, where exchanges/s from ``exchange.py`` move by tens of per cent.
 
     .venv/bin/python bench/exchange_instructions.py            # ~1 minute
     .venv/bin/python bench/exchange_instructions.py --policy   # with a delegation policy
+    .venv/bin/python bench/exchange_instructions.py --policy --cold   # every question new
 
 It starts ``deputize serve`` under ``valgrind --tool=callgrind`` with instrumentation off,
 against a throwaway PostgreSQL database (as ``exchange.py`` does), warms it up, then counts
@@ -25,6 +26,14 @@ import tempfile
 from pathlib import Path
 
 from exchange import POSTGRES, Bench, admin
+
+#: ``--cold``: the server with the policy's decision cache off (nothing is remembered), so
+#: every exchange decides as an exchange asking a question for the first time does.
+_COLD = (
+    "import runpy, sys, deputize.keys.policy; "
+    "sys.modules['deputize.keys.policy.decide']._cache_key = lambda policy, q: None; "
+    "runpy.run_module('deputize.server.cli', run_name='__main__', alter_sys=True)"
+)
 
 #: The entry points of the ECDSA work in cryptography's Rust extension, in callgrind's output.
 _CRYPTO = re.compile(r"ECPublicKey>::__pymethod_verify__|ECPrivateKey>::__pymethod_sign__")
@@ -73,6 +82,11 @@ def main() -> int:
         action="store_true",
         help="serve with the 75-rule, 5-condition delegation policy of policy_fixture.py",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="with --policy: switch the decision cache off, so every question is decided anew",
+    )
     args = parser.parse_args()
     args.server_cpu = None
     args.out = Path(tempfile.mkdtemp(prefix="deputize-callgrind-"))
@@ -82,6 +96,8 @@ def main() -> int:
         _tool("valgrind"), "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={args.out}/callgrind.out",
     ]  # fmt: skip
+    if args.cold:
+        bench.entry = ["-c", _COLD]
     bench.server_stderr = subprocess.DEVNULL  # valgrind's own messages
     bench.http_timeout = 120.0  # under valgrind the server is ~50x slower
     asyncio.run(admin(args.postgres, f'CREATE DATABASE "{bench.dbname}"'))

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from deputize.keys.policy import PolicyError, Question, decide, load_policy
+from deputize.keys.policy.conditions import EvaluationError
 
 STORY: dict[str, Any] = {
     "roles": {
@@ -147,6 +148,35 @@ def test_a_condition_that_fails_at_run_time_denies() -> None:
     assert "could not be evaluated" in missing.reason
     wrong_type = decide(loaded, Question(**{**_fields(base), "details": {"amount": "x"}}))
     assert wrong_type.outcome == "deny"
+
+
+def test_a_condition_remembers_results_only_by_every_value_it_reads() -> None:
+    """Each result is remembered by exactly the values the condition read: another value — one
+    CEL tells apart, such as 1 and 1.0 and true — is evaluated; an error never is; a condition
+    that reads ``now`` remembers nothing."""
+    from deputize.keys.policy.conditions import compile_condition
+
+    small = compile_condition("details.amount < 500")
+    assert small.memo == {}
+    assert small.holds({"details": {"amount": 100}}) is True
+    assert small.holds({"details": {"amount": 900}}) is False
+    assert small.holds({"details": {"amount": 100}}) is True  # remembered, still right
+    assert len(small.memo) == 2
+    typed = compile_condition("details.flag == true")
+    assert typed.holds({"details": {"flag": True}}) is True
+    assert typed.holds({"details": {"flag": 1}}) is False  # not taken for True's result
+    assert typed.holds({"details": {"flag": 1.0}}) is False
+    assert len(typed.memo or {}) == 3
+    for _ in range(2):  # errors are never remembered: each one is raised (and audited)
+        with pytest.raises(EvaluationError):
+            small.holds({"details": {"amount": "x"}})
+    assert len(small.memo) == 2
+    chains = compile_condition("size(chain) < 2")
+    assert chains.holds({"chain": ["a"]}) and not chains.holds({"chain": ["a", "b"]})
+    assert compile_condition("now.getFullYear() > 2025").memo is None
+    huge = compile_condition("size(details.items) > 0")
+    assert huge.holds({"details": {"items": list(range(100))}})
+    assert huge.memo == {}  # too large to key on: evaluated every time
 
 
 def _fields(q: Question) -> dict[str, Any]:

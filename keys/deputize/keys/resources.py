@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
 from urllib.parse import unquote_to_bytes
@@ -64,6 +64,15 @@ class Resource:
 
     prefix: str
     segments: tuple[str, ...]
+    _folded: tuple[str, ...] | None = field(default=None, init=False, compare=False, repr=False)
+
+    def folded(self) -> tuple[str, ...]:
+        """The segments case-folded (how deny rules and tiers compare), computed once: a
+        policy's patterns are compared with every question's resource."""
+        if self._folded is None:
+            object.__setattr__(self, "_folded", tuple(s.casefold() for s in self.segments))
+        assert self._folded is not None
+        return self._folded
 
     def __str__(self) -> str:
         return self.prefix + "/" + "/".join(self.segments)
@@ -201,7 +210,7 @@ def _comparable(
         return None
     if not fold:
         return a.segments, b.segments
-    return tuple(s.casefold() for s in a.segments), tuple(s.casefold() for s in b.segments)
+    return a.folded(), b.folded()
 
 
 @lru_cache(maxsize=4096)

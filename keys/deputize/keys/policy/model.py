@@ -33,17 +33,23 @@ class Permission:
     def grants(self, action: str, resource: Resource) -> bool:
         """Whether this permission covers ``action`` on ``resource`` (a pattern or not).
         ``action`` ``*`` (every action, as a scope ``documents:*`` asks) needs ``*`` here."""
-        return (ALL_ACTIONS in self.actions or action in self.actions) and any(
-            covers(r, resource) for r in self.resources
-        )
+        if ALL_ACTIONS not in self.actions and action not in self.actions:
+            return False
+        for granted in self.resources:  # noqa: SIM110 (a loop: no generator per call)
+            if covers(granted, resource):
+                return True
+        return False
 
     def touches(self, action: str, resource: Resource) -> bool:
         """Whether ``action`` on some resource ``resource`` names falls under this permission,
         case-folded: how deny rules and tiers match, so no spelling slips past them.  Asking
         for every action (``*``) touches every permission on an overlapping resource."""
-        return (
-            action == ALL_ACTIONS or ALL_ACTIONS in self.actions or action in self.actions
-        ) and any(overlaps(r, resource, fold=True) for r in self.resources)
+        if action != ALL_ACTIONS and ALL_ACTIONS not in self.actions and action not in self.actions:
+            return False
+        for named in self.resources:  # noqa: SIM110 (a loop: no generator per call)
+            if overlaps(named, resource, fold=True):
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from deputize.keys.details import Detail, check_attenuation, parse_details
 from deputize.keys.policy import Decision, Permission, Policy, Question, decide
 from deputize.keys.policy.model import ALL_ACTIONS
 from deputize.keys.policy.tokens import scope_permissions
+from deputize.keys.resources import Resource
 from deputize.server.delegation.signin_details import normalised, parse_param
 from deputize.server.errors import (
     InvalidAuthorizationDetailsError,
@@ -142,7 +143,7 @@ class _Asker:
             raise InvalidRequestError("the delegation policy decides for agents and people")
         self._policy, self._person, self._agents, self._task = policy, person, agents, task
 
-    def _decide(self, action: str, resource: str, details: Mapping[str, Any]) -> Decision:
+    def _decide(self, action: str, resource: Resource, details: Mapping[str, Any]) -> Decision:
         return decide(
             self._policy,
             Question(
@@ -162,7 +163,7 @@ class _Asker:
             actions = sorted(permission.actions)
             for action in [ALL_ACTIONS] if ALL_ACTIONS in permission.actions else actions:
                 for resource in permission.resources:
-                    decision = self._decide(action, str(resource), {})
+                    decision = self._decide(action, resource, {})
                     if decision.outcome != "allow":
                         return decision
         return None
@@ -171,7 +172,7 @@ class _Asker:
         as_json = entry.to_json(self._policy.types[entry.type])
         for action in sorted(entry.actions):
             for resource in entry.resources:
-                decision = self._decide(action, str(resource), as_json)
+                decision = self._decide(action, resource, as_json)
                 if decision.outcome != "allow":
                     return decision
         return None
