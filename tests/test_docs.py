@@ -75,6 +75,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "sign_in",
         "registration",
         "client_documents",
+        "approvals",
     }
 
 

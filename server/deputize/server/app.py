@@ -19,12 +19,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from deputize.keys.nonces import NonceSource
+from deputize.server.approvals.answers import expire_all as expire_approvals
 from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
 from deputize.server.delegation.policy_reload import reload_on_sighup
 from deputize.server.endpoints.account import account, revoke_consent
+from deputize.server.endpoints.approvals_page import PATH as APPROVALS_PATH
+from deputize.server.endpoints.approvals_page import answer_approval
 from deputize.server.endpoints.authorize import authorize
+from deputize.server.endpoints.backchannel import PATH as BACKCHANNEL_PATH
+from deputize.server.endpoints.backchannel import backchannel
 from deputize.server.endpoints.decide import decide_endpoint
 from deputize.server.endpoints.home import Home
 from deputize.server.endpoints.introspect import introspect
@@ -45,6 +50,7 @@ from deputize.server.keyring import Keyring
 from deputize.server.registration.policy import RateLimiter, enabled
 from deputize.server.settings import Settings
 from deputize.server.storage import (
+    approvals,
     codes,
     pushed_requests,
     refresh,
@@ -85,6 +91,8 @@ async def _maintenance(ctx: ServerContext) -> None:
                 await sessions.purge(conn, now)
                 await codes.purge(conn, now - _LEDGER_RETENTION)
                 await pushed_requests.purge(conn, now)
+                await expire_approvals(conn, now)  # audited as they expire, then kept a while
+                await approvals.purge(conn, now - _LEDGER_RETENTION)
                 await refresh.purge(conn, now - _LEDGER_RETENTION)
                 await users.purge_throttle(conn, now - 86_400)
         except Exception as exc:  # keep serving with the last good state; say so in the log
@@ -254,6 +262,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/decide", decide_endpoint, methods=["POST"]),
         Route("/revoke", revoke, methods=["POST"]),
         Route("/par", par, methods=["POST"]),  # RFC 9126
+        Route(BACKCHANNEL_PATH, backchannel, methods=["POST"]),  # OpenID CIBA
         Route(STATUS_LIST_PATH + "{number:int}", status_list, methods=["GET"]),
         # People: sign-in, consent, account, OpenID Connect.
         Route("/authorize", authorize, methods=["GET", "POST"]),
@@ -261,6 +270,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/logout", logout, methods=["GET", "POST"]),
         Route("/account", account, methods=["GET"]),
         Route("/account/consents/revoke", revoke_consent, methods=["POST"]),
+        Route(APPROVALS_PATH, answer_approval, methods=["POST"]),
         Route("/userinfo", userinfo, methods=["GET", "POST"]),
         Route("/", Home()),  # every method: all but a browser's GET get the old JSON 404
     ]

@@ -166,3 +166,32 @@ class TooManyRequestsError(OAuthError):
     def __init__(self, description: str, *, retry_after: int) -> None:
         super().__init__(description)
         self.headers["Retry-After"] = str(retry_after)
+
+
+# OpenID CIBA Core 1.0 §13 (the backchannel endpoint) and §11 (the token endpoint, 400).
+class InvalidBindingMessageError(OAuthError):
+    error = "invalid_binding_message"
+
+
+class AuthorizationPendingError(OAuthError):
+    """The person has not answered yet: poll again after ``interval`` seconds."""
+
+    error = "authorization_pending"
+
+
+class SlowDownError(OAuthError):
+    """Polled faster than ``interval``: it grows by 5 seconds for this and later polls."""
+
+    error = "slow_down"
+
+
+class ExpiredTokenError(OAuthError):
+    """The ``auth_req_id`` expired before the person answered: ask again."""
+
+    error = "expired_token"
+
+
+class AccessDeniedError(OAuthError):
+    """The person (or an operator) denied the request."""
+
+    error = "access_denied"

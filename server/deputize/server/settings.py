@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from deputize.keys import SIGNING_ALGORITHMS, JoseError, KeySet
 from deputize.server.clients.secrets import MIN_SECRET_LENGTH, hash_secret, is_secret_hash
+from deputize.server.configuration.approvals import ApprovalSettings, parse_approvals
 from deputize.server.configuration.client_documents import (
     ClientDocumentSettings,
     read_client_documents,
@@ -35,7 +36,9 @@ PUBLIC_CLIENT: Final = "none"
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 AUTHORIZATION_CODE: Final = "authorization_code"
 REFRESH_TOKEN: Final = "refresh_token"
-GRANT_TYPES: Final = ("client_credentials", TOKEN_EXCHANGE, AUTHORIZATION_CODE, REFRESH_TOKEN)
+#: OpenID CIBA Core 1.0 §4: an agent waits (poll mode) for its person to approve an action.
+CIBA: Final = "urn:openid:params:grant-type:ciba"
+GRANT_TYPES: Final = ("client_credentials", TOKEN_EXCHANGE, AUTHORIZATION_CODE, REFRESH_TOKEN, CIBA)
 ENV_ISSUER: Final = "DEPUTIZE_ISSUER"
 ENV_DATABASE_URL: Final = "DEPUTIZE_DATABASE_URL"
 ENV_CLIENT_SECRET_PREFIX: Final = "DEPUTIZE_CLIENT_SECRET_"
@@ -175,6 +178,7 @@ class Settings:
     refresh_token_max_lifetime: int = 30 * 86_400
     policy: PolicySource | None = field(default=None, compare=False)  # docs/policy.md
     registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    approvals: ApprovalSettings = field(default_factory=ApprovalSettings)
     client_documents: ClientDocumentSettings = field(default_factory=ClientDocumentSettings)
     source: str = field(default="<defaults>", compare=False)
 
@@ -356,6 +360,8 @@ def parse_client(
             f"{s.key('grant_types')}: an agent (agent: true) gets no refresh tokens; it "
             "re-exchanges from its parent, or the person signs in again"
         )
+    if CIBA in grant_types and not agent:  # an agent asks its person to approve an action
+        raise ConfigError(f"{s.key('grant_types')}: {CIBA} is for agents (agent: true) only")
     if agent and not dpop_bound:
         raise ConfigError(
             f"{s.key('dpop_bound_access_tokens')}: must be true for an agent (agent: true); "
@@ -566,6 +572,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     delegation.done()
 
     registration = parse_registration(top.section("registration"), env)
+    approvals = parse_approvals(top.section("approvals"))
     client_documents = read_client_documents(top.section("client_documents"))
 
     raw_clients = top.raw("clients") or []
@@ -624,6 +631,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
         refresh_token_max_lifetime=refresh_max,
         policy=policy,
         registration=registration,
+        approvals=approvals,
         client_documents=client_documents,
         source=source,
     )

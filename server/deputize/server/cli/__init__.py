@@ -15,6 +15,7 @@ from importlib import metadata
 
 from deputize.server.cli import (
     accounts,
+    approvals,
     audit,
     clients,
     config,
@@ -37,7 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deputize {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for group in (serve, config, keys, jwk, clients, revoke, audit, accounts, policy):
+    for group in (
+        serve,
+        config,
+        keys,
+        jwk,
+        clients,
+        revoke,
+        audit,
+        accounts,
+        policy,
+        approvals,
+    ):
         group.add_parsers(commands)
     return parser
 

@@ -36,6 +36,8 @@ class Refusal:
             return None  # a protocol step the client answers, not a decision
         if exc.error == "invalid_client":
             name = audit.CLIENT_AUTH_FAILED
+        elif self.endpoint == "backchannel":
+            name = "approval_refused"  # CIBA §13: an agent's request for approval refused
         elif self.endpoint != "token":
             return None
         elif self.grant_type == TOKEN_EXCHANGE:

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from deputize.server.accounts import actions as accounts
 from deputize.server.clients.auth import find_client
 from deputize.server.context import ServerContext
+from deputize.server.endpoints.approvals_page import PATH as APPROVALS_PATH
+from deputize.server.endpoints.approvals_page import waiting_for
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
 from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.storage import consents
@@ -49,13 +51,20 @@ async def account(request: Request, ctx: ServerContext, browser: Browser) -> Res
                     "expires_at": consent.expires_at,
                 }
             )
-    notice = {"revoked": "Access withdrawn. Those apps and agents can no longer act for you."}
+        waiting = await waiting_for(ctx, conn, user.sub, now)
+    notice = {
+        "revoked": "Access withdrawn. Those apps and agents can no longer act for you.",
+        "approved": "Approved. The agent can now do what it asked, once, for a short time.",
+        "denied": "Denied. The agent has been told.",
+    }
     return render(
         "account.html",
         ctx.settings,
         browser=browser,
         user_label=user_label(user),
         consents=rows,
+        approvals=waiting,
+        approval_action=ctx.settings.endpoint(APPROVALS_PATH),
         notice=notice.get(request.query_params.get("done", "")),
         revoke_action=ctx.settings.endpoint("/account/consents/revoke"),
         logout_action=ctx.settings.endpoint("/logout"),

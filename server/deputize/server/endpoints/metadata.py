@@ -16,11 +16,13 @@ from starlette.responses import Response
 from deputize.keys.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from deputize.server.clients.auth import ASSERTION_ALGORITHMS
 from deputize.server.registration.policy import enabled
-from deputize.server.settings import AUTH_METHODS, PUBLIC_CLIENT, Settings
+from deputize.server.settings import AUTH_METHODS, CIBA, PUBLIC_CLIENT, Settings
 from deputize.server.tokens.scope_words import OIDC_SCOPES
 
 
 def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]:
+    if settings.policy is None:  # approvals need the policy's tiers and types: no CIBA then
+        grant_types = [g for g in grant_types if g != CIBA]
     scopes = sorted(
         {scope for client in settings.clients for scope in client.scopes} | set(OIDC_SCOPES)
     )
@@ -77,6 +79,11 @@ def build_metadata(settings: Settings, grant_types: list[str]) -> dict[str, Any]
         # RFC 9396 §10: the types token exchange and client credentials accept (read at start).
         types = sorted(settings.policy.policy.types)
         metadata["authorization_details_types_supported"] = types
+    if CIBA in grant_types:
+        # OpenID CIBA Core 1.0 §4: poll mode only; no user_code; requests are not signed.
+        metadata["backchannel_authentication_endpoint"] = settings.endpoint("/bc-authorize")
+        metadata["backchannel_token_delivery_modes_supported"] = ["poll"]
+        metadata["backchannel_user_code_parameter_supported"] = False
     return metadata
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from deputize.server.grants import Grant
 from deputize.server.grants.authorization_code import AuthorizationCodeGrant
+from deputize.server.grants.ciba import CibaGrant
 from deputize.server.grants.client_credentials import ClientCredentialsGrant
 from deputize.server.grants.refresh_token import RefreshTokenGrant
 from deputize.server.grants.token_exchange import TokenExchangeGrant
@@ -21,5 +22,6 @@ def registry() -> Mapping[str, Grant]:
         TokenExchangeGrant(),
         AuthorizationCodeGrant(),
         RefreshTokenGrant(),
+        CibaGrant(),
     ]
     return {grant.grant_type: grant for grant in grants}

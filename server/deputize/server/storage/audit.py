@@ -60,6 +60,8 @@ EVENTS: Final = frozenset({
     "user_added", "user_disabled", "user_enabled", "password_changed", "consent_granted",
     "consent_revoked", "consent_denied", "sign_in", "sign_in_failed", "sign_in_locked",
     "signed_out", "code_reused", "refresh_reused", "roles_changed", "decision",
+    "approval_requested", "approval_refused", "approval_granted", "approval_denied",
+    "approval_expired",
 })  # fmt: skip
 
 _FIELDS: Final = (

@@ -280,3 +280,31 @@ refresh_tokens = Table(
     Index("ix_refresh_tokens_sub", "sub"),
     Index("ix_refresh_tokens_expires_at", "expires_at"),
 )
+
+#: Approval requests (OpenID CIBA, poll mode; migration 0012): a supervised action an agent
+#: asked for, waiting for its person.  ``auth_req_hash`` is the SHA-256 of the ``auth_req_id``.
+backchannel_requests = Table(
+    "backchannel_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("auth_req_hash", String(64), nullable=False, unique=True),
+    Column("client_id", String(128), nullable=False),
+    Column("sub", String(255), nullable=False),
+    Column("actors", Text, nullable=False),
+    Column("parent_jti", String(64), nullable=False),
+    Column("jkt", String(64), nullable=False),
+    Column("task", String(128), nullable=True),
+    Column("scopes", Text, nullable=False),
+    Column("audience", Text, nullable=False),
+    Column("authorization_details", Text, nullable=False),
+    Column("binding_message", String(256), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("last_polled_at", BigInteger, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("decided_by", String(255), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Index("ix_backchannel_requests_sub", "sub"),
+    Index("ix_backchannel_requests_expires_at", "expires_at"),
+)
