@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from delegation_support import DPOP_KEYS, JWT, assertion, claims_of, exchange, user_token
+from approval_support import DELETE, HR, approvals_config, ask, held_token, poll
+from delegation_support import DPOP_KEYS, claims_of, exchange
 from signin_support import Browser, add_user, hidden_fields, run_db
 
 from deputize.keys.jwk import thumbprint
@@ -25,83 +24,13 @@ from deputize.server.storage import audit
 
 from support import LiveServer, ServerFactory, assert_error, write_config
 
-POLICY: dict[str, Any] = {
-    "types": {"docs": {"actions": ["read", "write", "delete"]}},
-    "roles": {
-        "viewer": {"permissions": ["docs:read"]},
-        "admin": {"extends": ["viewer"], "permissions": ["docs:write", "docs:delete"]},
-    },
-    "profiles": {
-        "scheduler": {"allow": ["docs:*"]},
-        "helper": {"allow": ["docs:read"]},
-    },
-    "tiers": {
-        "rules": [
-            {"name": "deletes-wait", "tier": "supervised", "permissions": ["docs:delete"]},
-            {
-                "name": "hr-never",
-                "tier": "forbidden",
-                "permissions": [{"actions": ["delete"], "resources": ["docs:/hr/**"]}],
-            },
-        ]
-    },
-}
-HR = [{"type": "docs", "actions": ["delete"], "locations": ["docs:/hr/pay.pdf"]}]
-DELETE = [{"type": "docs", "actions": ["delete"], "locations": ["docs:/q3/report.pdf"]}]
-
-
-def _config(policy: dict[str, Any] | None = POLICY) -> dict[str, Any]:
-    from delegation_support import TOKEN_EXCHANGE, delegation_config
-
-    grants = ["client_credentials", TOKEN_EXCHANGE, CIBA]
-    config = delegation_config(
-        agent_overrides={
-            "agent-a": {"profile": "scheduler", "grant_types": grants},
-            "agent-c": {"profile": "helper", "grant_types": grants},
-        },
-        grants=[{"subject": "*", "agents": ["agent-a", "agent-c"]}],
-    )
-    config["trusted_issuers"][0].update(
-        {"roles_claim": "groups", "roles": {"admins": ["admin"], "staff": ["viewer"]}}
-    )
-    if policy is not None:
-        config["policy"] = policy
-    config["approvals"] = {"interval": 5, "request_lifetime": 600, "token_lifetime": 120}
-    return config
-
 
 @pytest.fixture
 def live(server_factory: ServerFactory) -> LiveServer:
-    server = server_factory.start(_config())
+    server = server_factory.start(approvals_config())
     add_user(server, "alice")
     add_user(server, "bob")
     return server
-
-
-def held_token(live: LiveServer, agent: str = "agent-a", groups: str = "admins") -> str:
-    """The token ``agent`` holds, acting for alice (a first hop from her identity provider)."""
-    response = exchange(live, agent, user_token(groups=[groups]), subject_type=JWT,
-                        scope="docs:read")  # fmt: skip
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def ask(live: LiveServer, token: str, agent: str = "agent-a", **params: str) -> httpx.Response:
-    form = {"scope": "openid docs:read", "login_hint_token": token,
-            "authorization_details": json.dumps(DELETE), "binding_message": "Q3-42",
-            **assertion(live, agent), **params}  # fmt: skip
-    return live.client.post("/bc-authorize", data={k: v for k, v in form.items() if v})
-
-
-def poll(
-    live: LiveServer, auth_req_id: str, agent: str = "agent-a", key: str | None = None
-) -> httpx.Response:
-    return live.client.post(
-        "/token",
-        data={"grant_type": CIBA, "auth_req_id": auth_req_id, **assertion(live, agent)},
-        headers={"DPoP": live.proof(DPOP_KEYS[key or agent])},
-    )
 
 
 def approve_in_browser(live: LiveServer, decision: str = "approve", user: str = "alice") -> str:
@@ -164,6 +93,26 @@ def test_a_supervised_action_waits_for_the_person_then_yields_one_bound_token(
     assert_error(poll(live, auth_req_id), 400, "invalid_grant")  # one token per approval
     events = [e["event"] for e in run_db(live, lambda c: audit.query(c, subject="alice"))]
     assert "approval_requested" in events and "approval_granted" in events
+
+
+def test_a_sub_agent_asks_mid_chain_and_the_person_sees_the_whole_chain(
+    live: LiveServer,
+) -> None:
+    from delegation_support import ACCESS_TOKEN, own_token
+
+    parent = held_token(live)
+    handed = exchange(live, "agent-a", parent, actor_token=own_token(live, "agent-b"),
+                      actor_token_type=ACCESS_TOKEN, scope="docs:read")  # fmt: skip
+    assert handed.status_code == 200, handed.text
+    sub_token = handed.json()["access_token"]
+    auth_req_id = ask(live, sub_token, "agent-b").json()["auth_req_id"]
+    page = approve_in_browser(live)
+    assert "agent-b, acting for agent-a, acting for you</strong>, wants to" in page
+    granted = poll(live, auth_req_id, "agent-b")
+    assert granted.status_code == 200, granted.text
+    claims = claims_of(granted.json()["access_token"])
+    assert claims["act"] == {"sub": "agent-b", "act": {"sub": "agent-a"}}
+    assert claims["authorization_details"] == DELETE
 
 
 def test_a_denial_is_access_denied(live: LiveServer) -> None:
@@ -251,7 +200,7 @@ def test_an_operator_answers_from_the_command_line(
 
 
 def test_without_a_policy_there_is_no_ciba(server_factory: ServerFactory) -> None:
-    live = server_factory.start(_config(policy=None))
+    live = server_factory.start(approvals_config(policy=None))
     meta = live.client.get("/.well-known/openid-configuration").json()
     assert "backchannel_authentication_endpoint" not in meta
     assert CIBA not in meta["grant_types_supported"]
