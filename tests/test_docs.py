@@ -76,6 +76,7 @@ def _keys_read_by_parser(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "registration",
         "client_documents",
         "approvals",
+        "approvals.webhook",
     }
 
 

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from deputize.keys.nonces import NonceSource
 from deputize.server.approvals.answers import expire_all as expire_approvals
+from deputize.server.approvals.webhook import Webhook
 from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.remote_jwks import RemoteJWKS
 from deputize.server.context import ServerContext
@@ -140,6 +141,10 @@ async def start_context(settings: Settings, clock: Callable[[], float]) -> Serve
         ctx.client_documents = ClientDocuments(
             settings.client_documents, clock, audiences=settings.registration.audiences
         )
+    if settings.approvals.webhook is not None:
+        ctx.webhook = Webhook(
+            settings.approvals.webhook, account_url=settings.endpoint("/account"), clock=clock
+        )
     return ctx
 
 
@@ -249,6 +254,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
                 await task
             await ctx.status_allocator.stop()
             await ctx.http.aclose()
+            if ctx.webhook is not None:
+                await ctx.webhook.aclose()
             if ctx.client_documents is not None:
                 await ctx.client_documents.aclose()
             await ctx.db.dispose()

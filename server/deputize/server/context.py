@@ -10,6 +10,7 @@ import httpx
 
 from deputize.keys import KeySet
 from deputize.keys.nonces import NonceSource
+from deputize.server.approvals.webhook import Webhook
 from deputize.server.client_documents import ClientDocuments
 from deputize.server.clients.recent_misses import RecentMisses
 from deputize.server.clients.remote_jwks import RemoteJWKS
@@ -50,3 +51,5 @@ class ServerContext:
     registration_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
     #: Clients named by a metadata document URL (None: ``client_documents.enabled`` is off).
     client_documents: ClientDocuments | None = None
+    #: Tells a platform of each new approval request (None: ``approvals.webhook`` is unset).
+    webhook: Webhook | None = None

@@ -572,7 +572,7 @@ def parse_settings(data: Any, *, env: Mapping[str, str], source: str = "<config>
     delegation.done()
 
     registration = parse_registration(top.section("registration"), env)
-    approvals = parse_approvals(top.section("approvals"))
+    approvals = parse_approvals(top.section("approvals"), env)
     client_documents = read_client_documents(top.section("client_documents"))
 
     raw_clients = top.raw("clients") or []

@@ -48,6 +48,8 @@ class Asked:
     auth_req_id: str
     expires_in: int
     interval: int
+    request: approvals.ApprovalRequest
+    """What was stored, for the webhook to announce once the transaction commits."""
 
 
 async def ask(
@@ -110,7 +112,7 @@ async def ask(
         ),
         now,
     )  # fmt: skip
-    return Asked(auth_req_id, lifetime, settings.interval)
+    return Asked(auth_req_id, lifetime, settings.interval, request)
 
 
 def _expiry(value: str | None, most: int) -> int:

@@ -3,7 +3,8 @@
 An agent, authenticated as at the token endpoint, asks its person to approve an action; the
 answer (§7.3) is the ``auth_req_id`` it then polls the token endpoint with, ``expires_in`` and
 ``interval``.  What is checked is in ``approvals/asking.py``; refusals are JSON errors (§13),
-audited as ``approval_refused``.
+audited as ``approval_refused``.  Once the request is committed, ``approvals.webhook`` (if set)
+is told of it in the background (``approvals/webhook.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ async def backchannel(request: Request) -> Response:
         client = await authenticate_client(ctx, store, request.headers, form, endpoint=endpoint)
         refusal.client_id = client.client_id
         asked = await ask(ctx, store, client, form, now)
+    if ctx.webhook is not None:  # committed: tell the platform, without waiting for it
+        ctx.webhook.announce(asked.request)
     body = {"auth_req_id": asked.auth_req_id, "expires_in": asked.expires_in,
             "interval": asked.interval}  # fmt: skip
     return json_response(body, status=200)
