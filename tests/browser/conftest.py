@@ -42,6 +42,14 @@ def pytest_runtest_makereport(
     setattr(item, f"report_{report.when}", report)
 
 
+@pytest.fixture(params=["sqlite"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Browser tests use SQLite only: the pages do not depend on it (the HTTP tests cover both)."""
+    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'deputize.db'}"
+
+
 @pytest.fixture
 def context(tmp_path: Path) -> Iterator[BrowserContext]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):

@@ -5,7 +5,6 @@ and a form without its CSRF token are tried too."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,14 +17,6 @@ from signin_support import PASSWORD, add_user
 from support import LiveServer, ServerFactory
 
 SHOTS = os.environ.get("DEPUTIZE_SCREENSHOTS")
-
-
-@pytest.fixture(params=["sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """One database suffices: tests/server/test_approvals.py covers both over HTTP."""
-    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'deputize.db'}"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,14 +16,6 @@ from signin_support import PASSWORD, WEB_REDIRECT, auth_params, query_of, start
 from support import LiveServer, ServerFactory
 
 SHOTS = os.environ.get("DEPUTIZE_SCREENSHOTS")  # set to a folder to keep every page's picture
-
-
-@pytest.fixture(params=["sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """One database suffices here: the pages do not depend on it (the HTTP tests cover both)."""
-    yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'deputize.db'}"
 
 
 @pytest.fixture
