@@ -42,6 +42,8 @@ from deputize.server.endpoints.registration import client_configuration, registe
 from deputize.server.endpoints.revoke import revoke
 from deputize.server.endpoints.status_list import status_list
 from deputize.server.endpoints.token import token
+from deputize.server.endpoints.tokens_page import PATH as TOKENS_PATH
+from deputize.server.endpoints.tokens_page import revoke_token
 from deputize.server.endpoints.userinfo import userinfo
 from deputize.server.errors import OAuthError, TemporarilyUnavailableError
 from deputize.server.grants.registry import registry
@@ -277,6 +279,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         Route("/logout", logout, methods=["GET", "POST"]),
         Route("/account", account, methods=["GET"]),
         Route("/account/consents/revoke", revoke_consent, methods=["POST"]),
+        Route(TOKENS_PATH, revoke_token, methods=["POST"]),
         Route(APPROVALS_PATH, answer_approval, methods=["POST"]),
         Route("/userinfo", userinfo, methods=["GET", "POST"]),
         Route("/", Home()),  # every method: all but a browser's GET get the old JSON 404

@@ -13,6 +13,8 @@ from deputize.server.context import ServerContext
 from deputize.server.endpoints.approvals_page import PATH as APPROVALS_PATH
 from deputize.server.endpoints.approvals_page import waiting_for
 from deputize.server.endpoints.pages import current_session, page, page_form, user_label
+from deputize.server.endpoints.tokens_page import PATH as TOKENS_PATH
+from deputize.server.endpoints.tokens_page import acting_now, recent_activity
 from deputize.server.http.web import Browser, PageError, redirect, render
 from deputize.server.storage import consents
 from deputize.server.storage.request_store import SqlStore
@@ -52,10 +54,13 @@ async def account(request: Request, ctx: ServerContext, browser: Browser) -> Res
                 }
             )
         waiting = await waiting_for(ctx, conn, user.sub, now)
+        acting = await acting_now(ctx, conn, user.sub, now)
+        activity = await recent_activity(conn, user.sub)
     notice = {
         "revoked": "Access withdrawn. Those apps and agents can no longer act for you.",
         "approved": "Approved. The agent can now do what it asked, once, for a short time.",
         "denied": "Denied. The agent has been told.",
+        "tokens": "Revoked, with everything delegated from it.",
     }
     return render(
         "account.html",
@@ -64,6 +69,9 @@ async def account(request: Request, ctx: ServerContext, browser: Browser) -> Res
         user_label=user_label(user),
         consents=rows,
         approvals=waiting,
+        acting=acting,
+        activity=activity,
+        tokens_action=ctx.settings.endpoint(TOKENS_PATH),
         approval_action=ctx.settings.endpoint(APPROVALS_PATH),
         notice=notice.get(request.query_params.get("done", "")),
         revoke_action=ctx.settings.endpoint("/account/consents/revoke"),

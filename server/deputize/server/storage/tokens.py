@@ -211,3 +211,15 @@ async def purge_expired(conn: AsyncConnection, before: int) -> int:
         delete(issued_tokens).where(issued_tokens.c.expires_at < before, ~has_children)
     )
     return result.rowcount
+
+
+async def live_for_subject(conn: AsyncConnection, subject: str, now: int) -> list[TokenRecord]:
+    """Every unrevoked, unexpired ledger row of ``subject``, in one query (indexed by
+    ``ix_issued_tokens_subject``)."""
+    c = issued_tokens.c
+    rows = await conn.execute(
+        select(issued_tokens)
+        .where(c.subject == subject, c.revoked_at.is_(None), c.expires_at > now)
+        .order_by(c.issued_at, c.jti)
+    )
+    return [TokenRecord(**{name: row._mapping[name] for name in _COLUMNS}) for row in rows]
